@@ -1,0 +1,1 @@
+"""The console adapter: messages from files and the command line, effects printed."""

@@ -1,0 +1,120 @@
+"""Pure conversions between replay-file lines, cases and the console's JSON output."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.domain import Author, Case, Message, Verdict
+
+PLATFORM = "console"
+
+
+class ReplayLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    server: str = Field(min_length=1)
+    channel: str = Field(min_length=1)
+    author: str = Field(min_length=1)
+    text: str
+    author_is_bot: bool = False
+    author_roles: list[str] = []
+    reply_to: str | None = None
+    ts: datetime | None = None
+
+
+class ReplayLineError(ValueError):
+    def __init__(self, source: str, line: int, problem: str) -> None:
+        self.source, self.line, self.problem = source, line, problem
+        super().__init__(f"{source}:{line}: {problem}")
+
+
+def parse_replay_line(raw: str, source: str, lineno: int) -> ReplayLine:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ReplayLineError(source, lineno, f"not JSON: {exc.msg} at column {exc.colno}") from exc
+    try:
+        return ReplayLine.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg'].lower()}" for e in exc.errors()
+        )
+        raise ReplayLineError(source, lineno, problems) from exc
+
+
+def message_from_line(line: ReplayLine, received_at: datetime) -> Message:
+    sent = line.ts or received_at
+    if sent.tzinfo is None:
+        sent = sent.replace(tzinfo=UTC)
+    return Message(
+        platform=PLATFORM, server_id=line.server, channel_id=line.channel, message_id=line.id,
+        author=Author(id=line.author, name=line.author, roles=tuple(line.author_roles), is_bot=line.author_is_bot),
+        text=line.text, reply_to=line.reply_to, sent_at=sent,
+    )
+
+
+def primary_verdict(case: Case) -> Verdict | None:
+    """The verdict that speaks for the case: the most confident violation, else the first."""
+    violating = sorted((v for v in case.verdicts if v.violation), key=lambda v: -v.confidence.rank)
+    return violating[0] if violating else (case.verdicts[0] if case.verdicts else None)
+
+
+def replay_record(case: Case) -> dict[str, Any]:
+    return {
+        "message_id": case.message.message_id,
+        "server_id": case.message.server_id,
+        "case_id": case.id,
+        "status": case.status.value,
+        "violation": case.violation,
+        "rule_ids": list(case.rule_ids),
+        "effects": [r.effect.kind.value for r in case.effects],
+        "effect_outcomes": {r.effect.kind.value: r.outcome.value for r in case.effects},
+        "skipped_reason": case.skipped_reason,
+        "policies": {v.policy: {"violation": v.violation, "rule_ids": list(v.rule_ids)} for v in case.verdicts},
+    }
+
+
+def export_record(case: Case) -> dict[str, Any]:
+    main = primary_verdict(case)
+    return {
+        "case_id": case.id,
+        "platform": case.message.platform,
+        "server_id": case.message.server_id,
+        "channel_id": case.message.channel_id,
+        "message_id": case.message.message_id,
+        "author_id": case.message.author.id,
+        "violation": case.violation,
+        "status": case.status.value,
+        "policy": main.policy if main else None,
+        "policy_version": main.policy_version if main else None,
+        "rule_ids": list(main.rule_ids) if main else [],
+        "confidence": main.confidence.value if main else None,
+        "rationale": main.rationale if main else None,
+        "skipped_reason": case.skipped_reason,
+        "mode": case.mode.value,
+        "created_at": case.created_at.isoformat(),
+        "effects": [
+            {"kind": r.effect.kind.value, "outcome": r.outcome.value, "detail": r.detail} for r in case.effects
+        ],
+        "verdicts": [
+            v.model_dump(mode="json", exclude={"reasoning", "raw_output"}) for v in case.verdicts
+        ],
+    }
+
+
+def readable_line(case: Case) -> str:
+    msg = case.message
+    head = f"{msg.server_id}/{msg.message_id} case {case.id}"
+    if case.skipped_reason:
+        return f"{head}: skipped ({case.skipped_reason})"
+    if case.status.value == "needs_review":
+        return f"{head}: NEEDS HUMAN REVIEW"
+    if not case.violation:
+        return f"{head}: ok"
+    effects = ", ".join(f"{r.effect.kind.value}[{r.outcome.value}]" for r in case.effects) or "none"
+    return f"{head}: VIOLATION {','.join(case.rule_ids)} -> {effects}"

@@ -1,0 +1,3 @@
+"""`modbot review`, `modbot appeal`, `modbot settings`, `modbot jobs` (issue 3)."""
+
+from __future__ import annotations

@@ -1,0 +1,1 @@
+"""modbot's core: knows moderation, and nothing of Discord or Slack."""

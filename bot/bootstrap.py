@@ -1,0 +1,60 @@
+"""One place that builds the store, the model client and the pipeline from settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.classifier import OllamaClassifier, RetryPolicy
+from bot.pipeline import ModerationPipeline
+from bot.ports import Classifier, EffectSink
+from bot.settings import ModbotSettings
+from bot.store import SqliteStore
+
+
+@dataclass
+class ModbotApp:
+    settings: ModbotSettings
+    store: SqliteStore
+    classifier: Classifier
+    pipeline: ModerationPipeline
+
+    async def aclose(self) -> None:
+        await self.pipeline.stop()
+        close = getattr(self.classifier, "aclose", None)
+        if close is not None:
+            await close()
+        await self.store.close()
+
+
+def build_classifier(settings: ModbotSettings, retry: RetryPolicy = RetryPolicy()) -> OllamaClassifier:
+    return OllamaClassifier(
+        settings.ollama_host,
+        settings.model,
+        concurrency=settings.model_concurrency,
+        timeout=settings.model_timeout,
+        keep_alive=settings.keep_alive,
+        num_ctx=settings.num_ctx,
+        retry=retry,
+    )
+
+
+async def bootstrap(
+    settings: ModbotSettings,
+    sinks: Mapping[str, EffectSink],
+    *,
+    classifier: Classifier | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+) -> ModbotApp:
+    store = await SqliteStore.open(settings.db)
+    model = classifier or build_classifier(settings, retry)
+    pipeline = ModerationPipeline(store, model, sinks, workers=settings.worker_count)
+    return ModbotApp(settings, store, model, pipeline)
+
+
+def configure_logging(level: str) -> None:
+    # INFO lines carry ids, counts and outcomes only: never message text or secrets.
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

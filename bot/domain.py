@@ -1,0 +1,258 @@
+"""The moderation domain: messages, policies, verdicts, effects, cases, settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _require_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("datetimes must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Effort(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Confidence(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return ("low", "medium", "high").index(self.value)
+
+
+class Mode(StrEnum):
+    ENFORCE = "enforce"
+    SHADOW = "shadow"
+
+
+# ---------------------------------------------------------------- messages
+
+
+class Author(Frozen):
+    id: str
+    name: str = ""
+    roles: tuple[str, ...] = ()
+    is_bot: bool = False
+
+
+class Attachment(Frozen):
+    name: str
+    content_type: str = ""
+
+
+class Message(Frozen):
+    platform: str
+    server_id: str
+    channel_id: str
+    message_id: str
+    author: Author
+    text: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    reply_to: str | None = None
+    sent_at: UtcDatetime = Field(default_factory=utcnow)
+    edited: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """The identity that makes intake idempotent: gateways replay events."""
+        return (self.platform, self.server_id, self.message_id)
+
+
+# ---------------------------------------------------------------- policies
+
+
+class Policy(Frozen):
+    """One version of one server's policy. A change is a new version, never an overwrite."""
+
+    server_id: str
+    name: str
+    version: int = Field(ge=1)
+    text: str
+    description: str = ""
+    author: str = ""
+    enabled: bool = True
+    created_at: UtcDatetime = Field(default_factory=utcnow)
+
+
+# ---------------------------------------------------------------- verdicts
+
+
+class VerdictStatus(StrEnum):
+    DECIDED = "decided"
+    # The model's output could not be parsed even after a retry: a human decides.
+    NEEDS_REVIEW = "needs_review"
+
+
+class Verdict(Frozen):
+    policy: str
+    policy_version: int
+    status: VerdictStatus = VerdictStatus.DECIDED
+    violation: bool = False
+    policy_category: str | None = None
+    rule_ids: tuple[str, ...] = ()
+    confidence: Confidence = Confidence.LOW
+    rationale: str = ""
+    reasoning: str = ""
+    raw_output: str | None = None
+    model: str = ""
+    effort: Effort = Effort.LOW
+    latency_ms: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reused: bool = False
+
+
+# ---------------------------------------------------------------- effects
+
+
+class EffectKind(StrEnum):
+    FLAG = "flag"  # post the case to the mod channel, with review buttons
+    DELETE = "delete"
+    TIMEOUT = "timeout"
+    DM_MODERATORS = "dm_moderators"
+    NOTIFY_AUTHOR = "notify_author"  # tell the author why, with an appeal button
+
+
+class EffectOutcome(StrEnum):
+    PENDING = "pending"  # decided, not started
+    STARTED = "started"  # intent recorded, execution under way
+    DONE = "done"
+    FAILED = "failed"
+    UNSUPPORTED = "unsupported"  # the platform cannot do this; never pretended
+    SHADOW = "shadow"  # shadow mode: recorded, deliberately not executed
+    INTERRUPTED = "interrupted"  # the process died mid-execution; not retried (at most once)
+
+
+class Effect(Frozen):
+    kind: EffectKind
+    policy: str | None = None
+    rule_ids: tuple[str, ...] = ()
+    reason: str = ""
+    timeout_minutes: int | None = None
+    # Decided under shadow mode (the server's or the policy's): recorded, never executed.
+    shadow: bool = False
+
+
+class EffectRecord(Frozen):
+    """An effect of one case, with what became of it."""
+
+    id: int
+    case_id: str
+    effect: Effect
+    outcome: EffectOutcome
+    detail: str = ""
+    updated_at: UtcDatetime = Field(default_factory=utcnow)
+
+
+class EffectResult(Frozen):
+    """What an adapter reports after trying to carry out an effect."""
+
+    outcome: Literal[EffectOutcome.DONE, EffectOutcome.FAILED, EffectOutcome.UNSUPPORTED]
+    detail: str = ""
+
+
+# ---------------------------------------------------------------- cases
+
+
+class CaseStatus(StrEnum):
+    SKIPPED = "skipped"  # no model call: bot, exempt, empty, attachment only
+    CLEAN = "clean"  # the model found no violation
+    OPEN = "open"  # flagged, awaiting a moderator
+    NEEDS_REVIEW = "needs_review"  # the model's output was unusable
+    CONFIRMED = "confirmed"
+    DISMISSED = "dismissed"
+    APPEALED = "appealed"
+    UPHELD = "upheld"
+    OVERTURNED = "overturned"
+
+
+class Case(Frozen):
+    id: str
+    message: Message
+    status: CaseStatus
+    verdicts: tuple[Verdict, ...] = ()
+    effects: tuple[EffectRecord, ...] = ()
+    skipped_reason: str | None = None
+    mode: Mode = Mode.ENFORCE
+    decided_by: str | None = None
+    decided_at: UtcDatetime | None = None
+    created_at: UtcDatetime = Field(default_factory=utcnow)
+
+    @property
+    def violation(self) -> bool:
+        return any(v.violation for v in self.verdicts)
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(r for v in self.verdicts if v.violation for r in v.rule_ids)
+
+
+class AppealStatus(StrEnum):
+    PENDING = "pending"
+    UPHELD = "upheld"
+    OVERTURNED = "overturned"
+
+
+class Appeal(Frozen):
+    id: int
+    case_id: str
+    author_id: str
+    statement: str = Field(max_length=1000)
+    status: AppealStatus = AppealStatus.PENDING
+    second_opinion: tuple[Verdict, ...] = ()
+    decided_by: str | None = None
+    note: str = ""
+    created_at: UtcDatetime = Field(default_factory=utcnow)
+    decided_at: UtcDatetime | None = None
+
+
+# ---------------------------------------------------------------- settings
+
+
+class EffectRule(Frozen):
+    """Which effects a violating verdict triggers, from a minimum confidence up."""
+
+    min_confidence: Confidence = Confidence.LOW
+    # None means every policy of the server.
+    policies: tuple[str, ...] | None = None
+    effects: tuple[EffectKind, ...] = (EffectKind.FLAG,)
+    timeout_minutes: int = Field(default=10, ge=1, le=40320)  # Discord caps timeouts at 28 days
+
+
+class ServerSettings(Frozen):
+    platform: str
+    server_id: str
+    mod_channel_id: str | None = None
+    moderator_role_ids: tuple[str, ...] = ()
+    exempt_role_ids: tuple[str, ...] = ()
+    exempt_channel_ids: tuple[str, ...] = ()
+    effort: Effort = Effort.LOW
+    mode: Mode = Mode.ENFORCE
+    # Default: flag to the mod channel only. Nothing is deleted until an admin opts in.
+    effect_rules: tuple[EffectRule, ...] = (EffectRule(),)
+    context_messages: int = Field(default=3, ge=0, le=20)
+    repeat_window_minutes: int = Field(default=10, ge=0)
+    retention_days: int = Field(default=30, ge=1)
+    appeal_reminder_hours: int = Field(default=24, ge=1)

@@ -1,0 +1,67 @@
+"""From verdicts to effects: a pure function of the verdicts and the server's settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from bot.domain import Effect, EffectKind, Mode, ServerSettings, Verdict, VerdictStatus
+
+# Tell moderators before anything irreversible, and tell the author last, once the
+# other effects are settled.
+EXECUTION_ORDER = (
+    EffectKind.FLAG,
+    EffectKind.DM_MODERATORS,
+    EffectKind.DELETE,
+    EffectKind.TIMEOUT,
+    EffectKind.NOTIFY_AUTHOR,
+)
+
+
+def decide_effects(
+    verdicts: Sequence[Verdict],
+    settings: ServerSettings,
+    policy_modes: Mapping[str, Mode | None] | None = None,
+) -> list[Effect]:
+    """Which effects the verdicts call for, one per kind, in execution order.
+
+    A verdict the model could not give is always flagged for a human. A policy (or the
+    whole server) in shadow mode yields effects marked shadow: recorded, never executed.
+    """
+    modes = policy_modes or {}
+    chosen: dict[EffectKind, Effect] = {}
+
+    def add(effect: Effect) -> None:
+        have = chosen.get(effect.kind)
+        if have is None:
+            chosen[effect.kind] = effect
+            return
+        # Enforcing beats shadow; a longer timeout beats a shorter one.
+        minutes = max(have.timeout_minutes or 0, effect.timeout_minutes or 0) or None
+        keep = have if (have.shadow, ) <= (effect.shadow, ) else effect
+        chosen[effect.kind] = keep.model_copy(update={"shadow": have.shadow and effect.shadow, "timeout_minutes": minutes})
+
+    ranked = sorted(verdicts, key=lambda v: v.confidence.rank, reverse=True)
+    for verdict in ranked:
+        shadow = settings.mode is Mode.SHADOW or modes.get(verdict.policy) is Mode.SHADOW
+        if verdict.status is VerdictStatus.NEEDS_REVIEW:
+            add(Effect(kind=EffectKind.FLAG, policy=verdict.policy, reason=verdict.rationale, shadow=shadow))
+            continue
+        if not verdict.violation:
+            continue
+        for rule in settings.effect_rules:
+            if rule.policies is not None and verdict.policy not in rule.policies:
+                continue
+            if verdict.confidence.rank < rule.min_confidence.rank:
+                continue
+            for kind in rule.effects:
+                add(
+                    Effect(
+                        kind=kind,
+                        policy=verdict.policy,
+                        rule_ids=verdict.rule_ids,
+                        reason=verdict.rationale,
+                        timeout_minutes=rule.timeout_minutes if kind is EffectKind.TIMEOUT else None,
+                        shadow=shadow,
+                    )
+                )
+    return [chosen[kind] for kind in EXECUTION_ORDER if kind in chosen]

@@ -1,0 +1,398 @@
+"""The moderation pipeline: durable intake, workers, verdicts, effects, cases.
+
+A message is decided exactly once: intake is idempotent on (platform, server, message),
+the case and the queue item's state change commit together, and an effect's intent is
+written before it runs, so a crash never runs it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.classifier import ClassificationRequest, ModelUnavailable
+from bot.domain import (
+    Case,
+    CaseStatus,
+    Effect,
+    EffectOutcome,
+    EffectRecord,
+    Message,
+    Mode,
+    ServerSettings,
+    Verdict,
+    VerdictStatus,
+    utcnow,
+)
+from bot.effects import decide_effects
+from bot.ports import Classifier, EffectSink
+from bot.sanitise import normalise_for_repeats
+from bot.store import LivePolicy, QueueItem, SqliteStore
+
+log = logging.getLogger(__name__)
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# How long a server's policies and settings are cached: changes made by another process
+# (the CLI) show up within this time; changes made through this process at once.
+CONFIG_TTL_SECONDS = 5.0
+# Unexpected failures of one item before it is decided as "needs human review".
+MAX_INTERNAL_FAILURES = 3
+MAX_RECENT_PER_CHANNEL = 20
+
+
+def new_case_id() -> str:
+    """Short enough to type in a command, 60 random bits so two processes never collide."""
+    value = secrets.randbits(60)
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(55, -1, -5))
+
+
+def skip_reason(message: Message, settings: ServerSettings, policies: Sequence[LivePolicy]) -> str | None:
+    """Why a message needs no model call, or None if it does."""
+    if message.author.is_bot:
+        return "author is a bot"
+    if message.channel_id in settings.exempt_channel_ids:
+        return "channel is exempt"
+    exempt_roles = set(message.author.roles) & set(settings.exempt_role_ids)
+    if exempt_roles:
+        return "author has an exempt role"
+    if not message.text.strip():
+        return "attachments only: not classified" if message.attachments else "empty message"
+    if not any(lp.enabled for lp in policies):
+        return "no active policy for this server"
+    return None
+
+
+@dataclass
+class _Cached:
+    at: float
+    value: object
+
+
+class RepeatMemory:
+    """Verdicts for identical text in the same server, reused within a window.
+
+    Concurrent identical messages (a spam raid) wait for the one model call in flight
+    instead of making their own.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._done: dict[tuple[object, ...], tuple[float, tuple[Verdict, ...]]] = {}
+        self._in_flight: dict[tuple[object, ...], asyncio.Future[tuple[Verdict, ...]]] = {}
+
+    def recall(self, key: tuple[object, ...], window_seconds: float) -> tuple[Verdict, ...] | None:
+        hit = self._done.get(key)
+        if hit is None:
+            return None
+        if self._clock() - hit[0] > window_seconds:
+            del self._done[key]
+            return None
+        return hit[1]
+
+    def in_flight(self, key: tuple[object, ...]) -> asyncio.Future[tuple[Verdict, ...]] | None:
+        return self._in_flight.get(key)
+
+    def begin(self, key: tuple[object, ...]) -> asyncio.Future[tuple[Verdict, ...]]:
+        future: asyncio.Future[tuple[Verdict, ...]] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        return future
+
+    def end(self, key: tuple[object, ...], verdicts: tuple[Verdict, ...] | None, window_seconds: float) -> None:
+        future = self._in_flight.pop(key, None)
+        now = self._clock()
+        if verdicts is not None and all(v.status is VerdictStatus.DECIDED for v in verdicts):
+            self._done[key] = (now, verdicts)
+        if len(self._done) > 50_000:  # sweep: spam raids make many keys, most soon stale
+            self._done = {k: v for k, v in self._done.items() if now - v[0] <= window_seconds}
+        if future is not None and not future.done():
+            if verdicts is None:
+                future.cancel()
+            else:
+                future.set_result(verdicts)
+
+
+CaseObserver = Callable[[Case], Awaitable[None] | None]
+
+
+class ModerationPipeline:
+    def __init__(
+        self,
+        store: SqliteStore,
+        classifier: Classifier,
+        sinks: Mapping[str, EffectSink],
+        *,
+        workers: int = 4,
+        now: Callable[[], datetime] = utcnow,
+        unavailable_backoff: tuple[float, float] = (1.0, 60.0),
+    ) -> None:
+        self.store = store
+        self.classifier = classifier
+        self.sinks = dict(sinks)
+        self.now = now
+        self.observers: list[CaseObserver] = []
+        self._worker_count = workers
+        self._queue: asyncio.Queue[QueueItem] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._recent: dict[tuple[str, str, str], deque[Message]] = {}
+        self._repeats = RepeatMemory()
+        self._settings_cache: dict[str, _Cached] = {}
+        self._policy_cache: dict[str, _Cached] = {}
+        self._failures: dict[int, int] = {}
+        self._backoff = unavailable_backoff
+        self._unavailable_streak = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> int:
+        """Queue the work an earlier process left unfinished, first, then start the workers."""
+        leftovers = await self.store.open_queue_items()
+        for item in leftovers:
+            self._remember(item.message)
+            self._queue.put_nowait(item)
+        if leftovers:
+            log.info("resuming %d queued messages left by an earlier run", len(leftovers))
+        self._workers = [asyncio.create_task(self._work(), name=f"modbot-worker-{i}") for i in range(self._worker_count)]
+        return len(leftovers)
+
+    async def drain(self) -> None:
+        """Wait until every queued message is decided and its effects carried out."""
+        await self._queue.join()
+
+    async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers = []
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    # ------------------------------------------------------------ intake
+
+    async def submit(self, message: Message) -> bool:
+        """Store the message durably and queue it. False if it was submitted before."""
+        queue_id = await self.store.enqueue(message)
+        if queue_id is None:
+            return False
+        self._remember(message)
+        self._queue.put_nowait(QueueItem(queue_id, message, "pending", None))
+        return True
+
+    def invalidate(self, server_id: str) -> None:
+        """Forget cached settings and policies of a server after a change."""
+        self._settings_cache.pop(server_id, None)
+        self._policy_cache.pop(server_id, None)
+
+    def _remember(self, message: Message) -> None:
+        key = (message.platform, message.server_id, message.channel_id)
+        recent = self._recent.get(key)
+        if recent is None:
+            recent = self._recent[key] = deque(maxlen=MAX_RECENT_PER_CHANNEL)
+        recent.append(message)
+
+    def _context(self, message: Message, count: int) -> list[Message]:
+        if count <= 0:
+            return []
+        recent = self._recent.get((message.platform, message.server_id, message.channel_id), ())
+        earlier = [m for m in recent if m.sent_at < message.sent_at and m.message_id != message.message_id]
+        return earlier[-count:]
+
+    # ------------------------------------------------------------ configuration
+
+    async def settings_for(self, message: Message) -> ServerSettings:
+        key = message.server_id
+        cached = self._settings_cache.get(key)
+        if cached and time.monotonic() - cached.at < CONFIG_TTL_SECONDS:
+            assert isinstance(cached.value, ServerSettings)
+            return cached.value
+        settings = await self.store.get_settings(message.server_id) or ServerSettings(
+            platform=message.platform, server_id=message.server_id
+        )
+        self._settings_cache[key] = _Cached(time.monotonic(), settings)
+        return settings
+
+    async def policies_for(self, server_id: str) -> list[LivePolicy]:
+        key = server_id
+        cached = self._policy_cache.get(key)
+        if cached and time.monotonic() - cached.at < CONFIG_TTL_SECONDS:
+            return cached.value  # type: ignore[return-value]
+        policies = await self.store.live_policies(server_id)
+        self._policy_cache[key] = _Cached(time.monotonic(), policies)
+        return policies
+
+    # ------------------------------------------------------------ workers
+
+    async def _work(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                await self._process(item)
+                self._failures.pop(item.id, None)
+                self._unavailable_streak = 0
+            except ModelUnavailable as exc:
+                await self._wait_for_model(item, exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._internal_failure(item, exc)
+            finally:
+                self._queue.task_done()
+
+    async def _wait_for_model(self, item: QueueItem, exc: ModelUnavailable) -> None:
+        # The message stays queued in the database and in memory; nothing is lost.
+        self._unavailable_streak += 1
+        base, cap = self._backoff
+        delay = min(cap, base * 2 ** min(self._unavailable_streak - 1, 16)) * (0.5 + secrets.randbelow(500) / 1000)
+        log.error("%s; %d messages wait in the queue, retrying in %.0fs", exc, self._queue.qsize() + 1, delay)
+        await asyncio.sleep(delay)
+        self._queue.put_nowait(item)
+
+    async def _internal_failure(self, item: QueueItem, exc: Exception) -> None:
+        count = self._failures.get(item.id, 0) + 1
+        self._failures[item.id] = count
+        log.exception("queue item %d failed (%d of %d)", item.id, count, MAX_INTERNAL_FAILURES, exc_info=exc)
+        if item.state == "acting" or count < MAX_INTERNAL_FAILURES:
+            if count < MAX_INTERNAL_FAILURES:
+                await asyncio.sleep(0.1 * count)
+                self._queue.put_nowait(item)
+            return
+        # A message that keeps breaking the pipeline is decided once, for a human to look at.
+        case = Case(
+            id=new_case_id(), message=item.message, status=CaseStatus.NEEDS_REVIEW,
+            skipped_reason=f"internal error: {type(exc).__name__}: {exc}"[:500], created_at=self.now(),
+        )
+        await self.store.record_decision(item.id, case, [])
+        await self._notify(case)
+
+    async def _process(self, item: QueueItem) -> None:
+        if item.state == "acting":
+            await self._resume(item)
+            return
+        message = item.message
+        settings = await self.settings_for(message)
+        policies = [lp for lp in await self.policies_for(message.server_id) if lp.enabled]
+        reason = skip_reason(message, settings, policies)
+        verdicts: tuple[Verdict, ...] = ()
+        effects: list[Effect] = []
+        if reason is None:
+            verdicts = await self._judge(message, settings, policies)
+            effects = decide_effects(verdicts, settings, {lp.policy.name: lp.mode for lp in policies})
+        case = Case(
+            id=new_case_id(), message=message, status=_status(reason, verdicts), verdicts=verdicts,
+            skipped_reason=reason, mode=settings.mode, created_at=self.now(),
+        )
+        plan = [(e, EffectOutcome.SHADOW if e.shadow else EffectOutcome.PENDING) for e in effects]
+        await self.store.record_decision(item.id, case, plan)
+        records = [
+            EffectRecord(id=seq, case_id=case.id, effect=e, outcome=o) for seq, (e, o) in enumerate(plan, start=1)
+        ]
+        case = case.model_copy(update={"effects": tuple(await self._execute(item.id, case, records))})
+        await self._notify(case)
+
+    async def _resume(self, item: QueueItem) -> None:
+        assert item.case_id is not None
+        case = await self.store.get_case(item.case_id)
+        if case is None:  # cannot happen: the case and 'acting' commit together
+            raise RuntimeError(f"queue item {item.id} is acting on missing case {item.case_id}")
+        records = list(case.effects)
+        for i, rec in enumerate(records):
+            if rec.outcome is EffectOutcome.STARTED:
+                # It may or may not have happened: running it again could double it.
+                detail = "interrupted by a restart; not retried (it may or may not have happened)"
+                await self.store.set_effect_outcome(case.id, rec.id, EffectOutcome.INTERRUPTED, detail)
+                records[i] = rec.model_copy(update={"outcome": EffectOutcome.INTERRUPTED, "detail": detail})
+        case = case.model_copy(update={"effects": tuple(await self._execute(item.id, case, records))})
+        await self._notify(case)
+
+    async def _execute(self, queue_id: int, case: Case, records: list[EffectRecord]) -> list[EffectRecord]:
+        pending = [r for r in records if r.outcome is EffectOutcome.PENDING]
+        if not pending:
+            if records:  # resumed with nothing left to run
+                await self.store.finish_queue_item(queue_id)
+            return records
+        done: dict[int, EffectRecord] = {}
+        for rec in pending:
+            await self.store.set_effect_outcome(case.id, rec.id, EffectOutcome.STARTED)
+            sink = self.sinks.get(case.message.platform)
+            if sink is None:
+                outcome, detail = EffectOutcome.UNSUPPORTED, f"no adapter for platform {case.message.platform!r}"
+            else:
+                try:
+                    result = await sink.execute(rec.effect, case)
+                    outcome, detail = EffectOutcome(result.outcome), result.detail
+                except Exception as exc:
+                    log.warning("effect %s of case %s failed: %s", rec.effect.kind, case.id, type(exc).__name__)
+                    outcome, detail = EffectOutcome.FAILED, f"{type(exc).__name__}: {exc}"[:500]
+            last = rec is pending[-1]
+            await self.store.set_effect_outcome(
+                case.id, rec.id, outcome, detail, finish_queue_id=queue_id if last else None
+            )
+            done[rec.id] = rec.model_copy(update={"outcome": outcome, "detail": detail})
+        return [done.get(r.id, r) for r in records]
+
+    async def _notify(self, case: Case) -> None:
+        for observer in self.observers:
+            result = observer(case)
+            if result is not None:
+                await result
+
+    # ------------------------------------------------------------ judging
+
+    async def _judge(self, message: Message, settings: ServerSettings, policies: list[LivePolicy]) -> tuple[Verdict, ...]:
+        window = settings.repeat_window_minutes * 60.0
+        key = (
+            message.server_id,
+            settings.effort,
+            tuple((lp.policy.name, lp.policy.version) for lp in policies),
+            normalise_for_repeats(message.text),
+        )
+        if window > 0:
+            earlier = self._repeats.recall(key, window)
+            if earlier is None and (waiting := self._repeats.in_flight(key)) is not None:
+                await asyncio.wait([waiting])
+                if not waiting.cancelled():
+                    earlier = waiting.result()
+            if earlier is not None:
+                return tuple(
+                    v.model_copy(update={"reused": True, "latency_ms": 0.0, "prompt_tokens": 0, "completion_tokens": 0})
+                    for v in earlier
+                )
+            self._repeats.begin(key)
+        verdicts: tuple[Verdict, ...] | None = None
+        try:
+            context = self._context(message, settings.context_messages)
+            verdicts = tuple(
+                await asyncio.gather(
+                    *(
+                        self.classifier.classify(ClassificationRequest(lp.policy, message, settings.effort, context))
+                        for lp in policies
+                    )
+                )
+            )
+            return verdicts
+        finally:
+            if window > 0:
+                self._repeats.end(key, verdicts, window)
+
+
+def _status(reason: str | None, verdicts: Sequence[Verdict]) -> CaseStatus:
+    if reason is not None:
+        return CaseStatus.SKIPPED
+    if any(v.status is VerdictStatus.NEEDS_REVIEW for v in verdicts):
+        return CaseStatus.NEEDS_REVIEW
+    if any(v.violation for v in verdicts):
+        return CaseStatus.OPEN
+    return CaseStatus.CLEAN
+
+
+__all__ = ["Mode", "ModerationPipeline", "RepeatMemory", "new_case_id", "skip_reason"]

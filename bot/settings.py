@@ -1,0 +1,51 @@
+"""Process settings from the environment (MODBOT_*, and OLLAMA_HOST as Ollama spells it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.domain import Effort
+
+DEFAULT_MODEL = "gpt-oss-safeguard:20b"
+
+
+def _default_policy_dir() -> Path:
+    # Running from a checkout or the container: ./policies. Installed elsewhere: the
+    # policies/ folder beside the package.
+    here = Path.cwd() / "policies"
+    return here if here.is_dir() else Path(__file__).resolve().parent.parent / "policies"
+
+
+class ModbotSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODBOT_", extra="ignore")
+
+    ollama_host: str = Field(
+        default="http://127.0.0.1:11434",
+        validation_alias=AliasChoices("OLLAMA_HOST", "MODBOT_OLLAMA_HOST"),
+    )
+    model: str = DEFAULT_MODEL
+    db: Path = Path("modbot.db")
+    model_concurrency: int = Field(default=2, ge=1, le=64)
+    # Seconds for one model call; a reasoning model at high effort on a CPU is slow.
+    model_timeout: float = Field(default=300.0, gt=0)
+    keep_alive: str = "30m"
+    num_ctx: int = Field(default=8192, ge=2048)
+    default_effort: Effort = Effort.LOW
+    policy_dir: Path = Field(default_factory=_default_policy_dir)
+    workers: int | None = Field(default=None, ge=1, le=256)
+    log_level: str = "INFO"
+
+    @property
+    def worker_count(self) -> int:
+        # Enough messages in flight that every model slot stays busy while a backlog waits,
+        # and that skipped and repeated messages (no model call) share group commits.
+        return self.workers or max(32, 4 * self.model_concurrency)
+
+    def normalised_host(self) -> str:
+        host = self.ollama_host.strip()
+        if "://" not in host:
+            host = "http://" + host
+        return host.rstrip("/")
