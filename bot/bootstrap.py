@@ -28,7 +28,7 @@ class ModbotApp:
         await self.store.close()
 
 
-def build_classifier(settings: ModbotSettings, retry: RetryPolicy = RetryPolicy()) -> OllamaClassifier:
+def build_classifier(settings: ModbotSettings, retry: RetryPolicy | None = None) -> OllamaClassifier:
     return OllamaClassifier(
         settings.ollama_host,
         settings.model,
@@ -45,7 +45,7 @@ async def bootstrap(
     sinks: Mapping[str, EffectSink],
     *,
     classifier: Classifier | None = None,
-    retry: RetryPolicy = RetryPolicy(),
+    retry: RetryPolicy | None = None,
 ) -> ModbotApp:
     store = await SqliteStore.open(settings.db)
     model = classifier or build_classifier(settings, retry)

@@ -37,8 +37,10 @@ def decide_effects(
             return
         # Enforcing beats shadow; a longer timeout beats a shorter one.
         minutes = max(have.timeout_minutes or 0, effect.timeout_minutes or 0) or None
-        keep = have if (have.shadow, ) <= (effect.shadow, ) else effect
-        chosen[effect.kind] = keep.model_copy(update={"shadow": have.shadow and effect.shadow, "timeout_minutes": minutes})
+        keep = effect if have.shadow and not effect.shadow else have
+        chosen[effect.kind] = keep.model_copy(
+            update={"shadow": have.shadow and effect.shadow, "timeout_minutes": minutes}
+        )
 
     ranked = sorted(verdicts, key=lambda v: v.confidence.rank, reverse=True)
     for verdict in ranked:

@@ -158,7 +158,9 @@ class ModerationPipeline:
             self._queue.put_nowait(item)
         if leftovers:
             log.info("resuming %d queued messages left by an earlier run", len(leftovers))
-        self._workers = [asyncio.create_task(self._work(), name=f"modbot-worker-{i}") for i in range(self._worker_count)]
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"modbot-worker-{i}") for i in range(self._worker_count)
+        ]
         return len(leftovers)
 
     async def drain(self) -> None:
@@ -268,8 +270,11 @@ class ModerationPipeline:
             return
         # A message that keeps breaking the pipeline is decided once, for a human to look at.
         case = Case(
-            id=new_case_id(), message=item.message, status=CaseStatus.NEEDS_REVIEW,
-            skipped_reason=f"internal error: {type(exc).__name__}: {exc}"[:500], created_at=self.now(),
+            id=new_case_id(),
+            message=item.message,
+            status=CaseStatus.NEEDS_REVIEW,
+            skipped_reason=f"internal error: {type(exc).__name__}: {exc}"[:500],
+            created_at=self.now(),
         )
         await self.store.record_decision(item.id, case, [])
         await self._notify(case)
@@ -288,8 +293,13 @@ class ModerationPipeline:
             verdicts = await self._judge(message, settings, policies)
             effects = decide_effects(verdicts, settings, {lp.policy.name: lp.mode for lp in policies})
         case = Case(
-            id=new_case_id(), message=message, status=_status(reason, verdicts), verdicts=verdicts,
-            skipped_reason=reason, mode=settings.mode, created_at=self.now(),
+            id=new_case_id(),
+            message=message,
+            status=_status(reason, verdicts),
+            verdicts=verdicts,
+            skipped_reason=reason,
+            mode=settings.mode,
+            created_at=self.now(),
         )
         plan = [(e, EffectOutcome.SHADOW if e.shadow else EffectOutcome.PENDING) for e in effects]
         await self.store.record_decision(item.id, case, plan)
@@ -348,7 +358,9 @@ class ModerationPipeline:
 
     # ------------------------------------------------------------ judging
 
-    async def _judge(self, message: Message, settings: ServerSettings, policies: list[LivePolicy]) -> tuple[Verdict, ...]:
+    async def _judge(
+        self, message: Message, settings: ServerSettings, policies: list[LivePolicy]
+    ) -> tuple[Verdict, ...]:
         window = settings.repeat_window_minutes * 60.0
         key = (
             message.server_id,

@@ -287,7 +287,9 @@ def _check_rules_and_examples(check: _Checker) -> None:
             if rule_id not in defined:
                 check.error(ex.line, f"example cites rule id {rule_id}, which the policy does not define")
         cited.update(ids)
-        if ex.answer["violation"] == 1 and (category is None or category not in defined or not defined[str(category)].violates):
+        if ex.answer["violation"] == 1 and (
+            category is None or category not in defined or not defined[str(category)].violates
+        ):
             check.error(ex.line, "a violating example's policy_category must be a VIOLATES rule id")
         if ex.answer["violation"] == 0 and category is not None:
             check.error(ex.line, "a safe example's policy_category must be null")
@@ -306,7 +308,9 @@ def _check_style(lines: list[str], start: int, check: _Checker) -> None:
         block = "\n".join(lines[instructions_at:end])
         missing = [k for k in OUTPUT_KEYS if k not in block]
         if missing:
-            check.error(instructions_at, f"INSTRUCTIONS must state the JSON output format; missing keys: {', '.join(missing)}")
+            check.error(
+                instructions_at, f"INSTRUCTIONS must state the JSON output format; missing keys: {', '.join(missing)}"
+            )
         if "Conflicts:" not in block:
             check.warn(instructions_at, "INSTRUCTIONS should say which rule wins in a conflict ('Conflicts: ...')")
         if "Ambiguous:" not in block:

@@ -35,7 +35,11 @@ def load_policies(paths: Iterable[Path]) -> list[PolicyDocument]:
 def as_policy(doc: PolicyDocument, server_id: str, author: str = "") -> Policy:
     """A document as an unsaved policy (for one-off checks that need no store)."""
     return Policy(
-        server_id=server_id, name=doc.name, version=doc.version, text=doc.body, description=doc.description,
+        server_id=server_id,
+        name=doc.name,
+        version=doc.version,
+        text=doc.body,
+        description=doc.description,
         author=author,
     )
 

@@ -10,9 +10,7 @@ import unicodedata
 # stays readable to the model. Other chat templates' markers are broken the same way in
 # case the server runs another model family.
 _FULLWIDTH_BAR = "\uff5c"
-_OTHER_MARKERS = re.compile(
-    r"<(/?)(start_of_turn|end_of_turn|s|bos|eos|im_start|im_end)>|\[(/?)INST\]", re.IGNORECASE
-)
+_OTHER_MARKERS = re.compile(r"<(/?)(start_of_turn|end_of_turn|s|bos|eos|im_start|im_end)>|\[(/?)INST\]", re.IGNORECASE)
 _INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
 _WHITESPACE = re.compile(r"\s+")
 

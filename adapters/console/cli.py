@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from tqdm import tqdm
 
+from adapters.console._groups import policy_app
 from adapters.console.mapping import (
     ReplayLineError,
     export_record,
@@ -20,7 +22,6 @@ from adapters.console.mapping import (
     readable_line,
     replay_record,
 )
-from adapters.console._groups import policy_app
 from adapters.console.sink import ConsoleEffectSink
 from bot.bootstrap import bootstrap, build_classifier, configure_logging
 from bot.classifier import ClassificationRequest, ModelRequestRejected, ModelUnavailable, RetryPolicy
@@ -94,10 +95,17 @@ def check(
 
 
 async def _check(settings: ModbotSettings, docs: list[PolicyDocument], text: str, effort: Effort, as_json: bool) -> int:
+    # One command, one answer: the operator gets a single line if the model can't be had,
+    # not a warning per retry.
+    logging.getLogger("bot.classifier").setLevel(logging.ERROR)
     classifier = build_classifier(settings, RetryPolicy(max_attempts=3, initial_seconds=0.5, max_seconds=4))
     message = Message(
-        platform="console", server_id="cli", channel_id="cli", message_id="cli",
-        author=Author(id="cli", name="cli"), text=text,
+        platform="console",
+        server_id="cli",
+        channel_id="cli",
+        message_id="cli",
+        author=Author(id="cli", name="cli"),
+        text=text,
     )
     try:
         verdicts = await asyncio.gather(
@@ -110,12 +118,24 @@ async def _check(settings: ModbotSettings, docs: list[PolicyDocument], text: str
         await classifier.aclose()
     for v in verdicts:
         if as_json:
-            typer.echo(json.dumps({
-                "policy": v.policy, "policy_version": v.policy_version, "status": v.status.value,
-                "violation": v.violation, "policy_category": v.policy_category, "rule_ids": list(v.rule_ids),
-                "confidence": v.confidence.value, "rationale": v.rationale, "latency_ms": round(v.latency_ms, 1),
-                "prompt_tokens": v.prompt_tokens, "completion_tokens": v.completion_tokens,
-            }, ensure_ascii=False))
+            typer.echo(
+                json.dumps(
+                    {
+                        "policy": v.policy,
+                        "policy_version": v.policy_version,
+                        "status": v.status.value,
+                        "violation": v.violation,
+                        "policy_category": v.policy_category,
+                        "rule_ids": list(v.rule_ids),
+                        "confidence": v.confidence.value,
+                        "rationale": v.rationale,
+                        "latency_ms": round(v.latency_ms, 1),
+                        "prompt_tokens": v.prompt_tokens,
+                        "completion_tokens": v.completion_tokens,
+                    },
+                    ensure_ascii=False,
+                )
+            )
         else:
             label = "NEEDS REVIEW" if v.status.value == "needs_review" else ("VIOLATION" if v.violation else "ok")
             rules = f" {','.join(v.rule_ids)}" if v.rule_ids else ""
@@ -152,18 +172,28 @@ def replay(
             errors.append(str(exc))
     if errors:
         # Nothing is submitted from a file with bad lines: fix them and run again.
-        raise fail("bad input, nothing was replayed:\n  " + "\n  ".join(errors[:50]) + (
-            f"\n  ... and {len(errors) - 50} more" if len(errors) > 50 else ""))
+        raise fail(
+            "bad input, nothing was replayed:\n  "
+            + "\n  ".join(errors[:50])
+            + (f"\n  ... and {len(errors) - 50} more" if len(errors) > 50 else "")
+        )
     docs = policy_documents(settings, policy)
-    asyncio.run(_replay(settings, docs, messages, as_json, explicit_policies=policy is not None,
-                        print_effects=not quiet_effects))
+    asyncio.run(
+        _replay(
+            settings, docs, messages, as_json, explicit_policies=policy is not None, print_effects=not quiet_effects
+        )
+    )
 
 
 async def _replay(
-    settings: ModbotSettings, docs: list[PolicyDocument], messages: list[Message], as_json: bool,
-    explicit_policies: bool, print_effects: bool,
+    settings: ModbotSettings,
+    docs: list[PolicyDocument],
+    messages: list[Message],
+    as_json: bool,
+    explicit_policies: bool,
+    print_effects: bool,
 ) -> None:
-    sink = ConsoleEffectSink(enabled=print_effects and not as_json)
+    sink = ConsoleEffectSink(enabled=print_effects)  # stderr: stdout stays one line per message
     app_ = await bootstrap(settings, {"console": sink})
     progress = tqdm(total=len(messages), file=sys.stderr, unit="msg", disable=len(messages) < 20, mininterval=0.5)
 

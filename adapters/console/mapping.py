@@ -41,9 +41,7 @@ def parse_replay_line(raw: str, source: str, lineno: int) -> ReplayLine:
     try:
         return ReplayLine.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg'].lower()}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg'].lower()}" for e in exc.errors())
         raise ReplayLineError(source, lineno, problems) from exc
 
 
@@ -52,9 +50,14 @@ def message_from_line(line: ReplayLine, received_at: datetime) -> Message:
     if sent.tzinfo is None:
         sent = sent.replace(tzinfo=UTC)
     return Message(
-        platform=PLATFORM, server_id=line.server, channel_id=line.channel, message_id=line.id,
+        platform=PLATFORM,
+        server_id=line.server,
+        channel_id=line.channel,
+        message_id=line.id,
         author=Author(id=line.author, name=line.author, roles=tuple(line.author_roles), is_bot=line.author_is_bot),
-        text=line.text, reply_to=line.reply_to, sent_at=sent,
+        text=line.text,
+        reply_to=line.reply_to,
+        sent_at=sent,
     )
 
 
@@ -101,9 +104,7 @@ def export_record(case: Case) -> dict[str, Any]:
         "effects": [
             {"kind": r.effect.kind.value, "outcome": r.outcome.value, "detail": r.detail} for r in case.effects
         ],
-        "verdicts": [
-            v.model_dump(mode="json", exclude={"reasoning", "raw_output"}) for v in case.verdicts
-        ],
+        "verdicts": [v.model_dump(mode="json", exclude={"reasoning", "raw_output"}) for v in case.verdicts],
     }
 
 

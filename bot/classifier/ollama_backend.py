@@ -64,11 +64,11 @@ class OllamaClassifier:
         timeout: float = 300.0,
         keep_alive: str | float = "30m",
         num_ctx: int = 8192,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.host = host
         self.model = model
-        self.retry = retry
+        self.retry = retry or RetryPolicy()
         self._client = ollama.AsyncClient(host=host, timeout=timeout)
         self._slots = asyncio.Semaphore(concurrency)
         self._keep_alive = keep_alive
@@ -77,7 +77,7 @@ class OllamaClassifier:
         self.peak_in_flight = 0
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._client.close()  # type: ignore[no-untyped-call]  # untyped in ollama 0.6
 
     async def classify(self, request: ClassificationRequest) -> Verdict:
         """One verdict. Malformed output is retried once, then handed to a human."""

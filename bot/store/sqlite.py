@@ -127,17 +127,13 @@ class SqliteStore:
             " VALUES (?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
             [(*m.key, m.model_dump_json(), ts, ts) for m in messages],
         )
-        async with conn.execute(
-            "SELECT id, platform, server_id, message_id FROM queue WHERE id > ?", (before,)
-        ) as cur:
+        async with conn.execute("SELECT id, platform, server_id, message_id FROM queue WHERE id > ?", (before,)) as cur:
             added = {(r[1], r[2], r[3]): int(r[0]) for r in await cur.fetchall()}
         # The same message twice in one batch: only its first submission is new.
         return [added.pop(m.key, None) for m in messages]
 
     async def open_queue_items(self) -> list[QueueItem]:
-        rows = await self.fetchall(
-            "SELECT id, message, state, case_id FROM queue WHERE state != 'done' ORDER BY id"
-        )
+        rows = await self.fetchall("SELECT id, message, state, case_id FROM queue WHERE state != 'done' ORDER BY id")
         return [QueueItem(r[0], Message.model_validate_json(r[1]), r[2], r[3]) for r in rows]
 
     async def queue_counts(self) -> dict[str, int]:
@@ -160,13 +156,24 @@ class SqliteStore:
                 (settings.server_id, settings.platform, settings.model_dump_json(), self._ts()),
             )
             await self._audit(
-                conn, settings.server_id, actor, "settings.set", "settings",
-                before.model_dump_json() if before else None, settings.model_dump_json(),
+                conn,
+                settings.server_id,
+                actor,
+                "settings.set",
+                "settings",
+                before.model_dump_json() if before else None,
+                settings.model_dump_json(),
             )
 
     async def _audit(
-        self, conn: aiosqlite.Connection, server_id: str, actor: str, action: str, subject: str,
-        before: str | None, after: str | None,
+        self,
+        conn: aiosqlite.Connection,
+        server_id: str,
+        actor: str,
+        action: str,
+        subject: str,
+        before: str | None,
+        after: str | None,
     ) -> None:
         await conn.execute(
             "INSERT INTO audit_log (server_id, actor, action, subject, before, after, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -174,8 +181,13 @@ class SqliteStore:
         )
 
     async def audit(
-        self, server_id: str, actor: str, action: str, subject: str,
-        before: str | None = None, after: str | None = None,
+        self,
+        server_id: str,
+        actor: str,
+        action: str,
+        subject: str,
+        before: str | None = None,
+        after: str | None = None,
     ) -> None:
         async with self.transaction() as conn:
             await self._audit(conn, server_id, actor, action, subject, before, after)
@@ -201,8 +213,13 @@ class SqliteStore:
                 row = await cur.fetchone()
             previous = int(row[0]) if row else 0
             policy = Policy(
-                server_id=server_id, name=name, version=previous + 1, text=text,
-                description=description, author=author, created_at=self.now(),
+                server_id=server_id,
+                name=name,
+                version=previous + 1,
+                text=text,
+                description=description,
+                author=author,
+                created_at=self.now(),
             )
             await conn.execute(
                 "INSERT INTO policies (server_id, name, version, text, description, author, created_at)"
@@ -213,13 +230,18 @@ class SqliteStore:
                 "INSERT INTO policy_state (server_id, name) VALUES (?, ?) ON CONFLICT DO NOTHING", (server_id, name)
             )
             await self._audit(
-                conn, server_id, author, action, f"policy:{name}",
-                f"v{previous}" if previous else None, f"v{policy.version}",
+                conn,
+                server_id,
+                author,
+                action,
+                f"policy:{name}",
+                f"v{previous}" if previous else None,
+                f"v{policy.version}",
             )
         return policy
 
     async def set_policy_switches(
-        self, server_id: str, name: str, actor: str, *, enabled: bool | None = None, mode: Mode | None | str = "keep"
+        self, server_id: str, name: str, actor: str, *, enabled: bool | None = None, mode: Mode | str | None = "keep"
     ) -> None:
         row = await self.fetchone(
             "SELECT enabled, mode FROM policy_state WHERE server_id = ? AND name = ?", (server_id, name)
@@ -234,7 +256,11 @@ class SqliteStore:
                 (int(new_enabled), new_mode, server_id, name),
             )
             await self._audit(
-                conn, server_id, actor, "policy.switch", f"policy:{name}",
+                conn,
+                server_id,
+                actor,
+                "policy.switch",
+                f"policy:{name}",
                 json.dumps({"enabled": bool(row[0]), "mode": row[1]}),
                 json.dumps({"enabled": new_enabled, "mode": new_mode}),
             )
@@ -251,8 +277,14 @@ class SqliteStore:
         return [
             LivePolicy(
                 Policy(
-                    server_id=r[0], name=r[1], version=r[2], text=r[3], description=r[4], author=r[5],
-                    created_at=datetime.fromisoformat(r[6]), enabled=bool(r[7]),
+                    server_id=r[0],
+                    name=r[1],
+                    version=r[2],
+                    text=r[3],
+                    description=r[4],
+                    author=r[5],
+                    created_at=datetime.fromisoformat(r[6]),
+                    enabled=bool(r[7]),
                 ),
                 bool(r[7]),
                 Mode(r[8]) if r[8] else None,
@@ -268,7 +300,12 @@ class SqliteStore:
         )
         return [
             Policy(
-                server_id=server_id, name=name, version=r[0], text=r[1], description=r[2], author=r[3],
+                server_id=server_id,
+                name=name,
+                version=r[0],
+                text=r[1],
+                description=r[2],
+                author=r[3],
                 created_at=datetime.fromisoformat(r[4]),
             )
             for r in rows
@@ -276,9 +313,7 @@ class SqliteStore:
 
     # ------------------------------------------------------------ cases
 
-    async def record_decision(
-        self, queue_id: int, case: Case, effects: Sequence[tuple[Effect, EffectOutcome]]
-    ) -> None:
+    async def record_decision(self, queue_id: int, case: Case, effects: Sequence[tuple[Effect, EffectOutcome]]) -> None:
         """Write the case, its verdicts and effect intents, and advance the queue item.
 
         With no effect left to execute the queue item is done in this same transaction.
@@ -294,10 +329,19 @@ class SqliteStore:
             " status, violation, skipped_reason, mode, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
-                    case.id, case.message.platform, case.message.server_id, case.message.channel_id,
-                    case.message.message_id, case.message.author.id, case.message.text,
-                    case.message.model_copy(update={"text": ""}).model_dump_json(), case.status.value,
-                    int(case.violation), case.skipped_reason, case.mode.value, case.created_at.isoformat(),
+                    case.id,
+                    case.message.platform,
+                    case.message.server_id,
+                    case.message.channel_id,
+                    case.message.message_id,
+                    case.message.author.id,
+                    case.message.text,
+                    case.message.model_copy(update={"text": ""}).model_dump_json(),
+                    case.status.value,
+                    int(case.violation),
+                    case.skipped_reason,
+                    case.mode.value,
+                    case.created_at.isoformat(),
                 )
                 for _, case, _ in items
             ],
@@ -330,10 +374,25 @@ class SqliteStore:
         ts = self._ts()
         rows = [
             (
-                case_id, appeal_id, v.policy, v.policy_version, v.status.value, int(v.violation),
-                v.policy_category, json.dumps(list(v.rule_ids)), v.confidence.value, v.rationale, v.reasoning,
-                v.raw_output, v.model, v.effort.value, v.latency_ms, v.prompt_tokens, v.completion_tokens,
-                int(v.reused), ts,
+                case_id,
+                appeal_id,
+                v.policy,
+                v.policy_version,
+                v.status.value,
+                int(v.violation),
+                v.policy_category,
+                json.dumps(list(v.rule_ids)),
+                v.confidence.value,
+                v.rationale,
+                v.reasoning,
+                v.raw_output,
+                v.model,
+                v.effort.value,
+                v.latency_ms,
+                v.prompt_tokens,
+                v.completion_tokens,
+                int(v.reused),
+                ts,
             )
             for case_id, v in verdicts
         ]
@@ -438,8 +497,12 @@ class SqliteStore:
         for e in effect_rows:
             effects.setdefault(e[0], []).append(
                 EffectRecord(
-                    id=e[1], case_id=e[0], effect=Effect.model_validate_json(e[2]), outcome=EffectOutcome(e[3]),
-                    detail=e[4], updated_at=datetime.fromisoformat(e[5]),
+                    id=e[1],
+                    case_id=e[0],
+                    effect=Effect.model_validate_json(e[2]),
+                    outcome=EffectOutcome(e[3]),
+                    detail=e[4],
+                    updated_at=datetime.fromisoformat(e[5]),
                 )
             )
         cases = []
@@ -448,10 +511,16 @@ class SqliteStore:
             message = message.model_copy(update={"text": r[1] or ""})
             cases.append(
                 Case(
-                    id=r[0], message=message, status=CaseStatus(r[3]), skipped_reason=r[4], mode=Mode(r[5]),
-                    decided_by=r[6], decided_at=datetime.fromisoformat(r[7]) if r[7] else None,
+                    id=r[0],
+                    message=message,
+                    status=CaseStatus(r[3]),
+                    skipped_reason=r[4],
+                    mode=Mode(r[5]),
+                    decided_by=r[6],
+                    decided_at=datetime.fromisoformat(r[7]) if r[7] else None,
                     created_at=datetime.fromisoformat(r[8]),
-                    verdicts=tuple(verdicts.get(r[0], ())), effects=tuple(effects.get(r[0], ())),
+                    verdicts=tuple(verdicts.get(r[0], ())),
+                    effects=tuple(effects.get(r[0], ())),
                 )
             )
         return cases
@@ -460,8 +529,20 @@ class SqliteStore:
 def verdict_from_row(v: Sequence[Any]) -> Verdict:
     """A verdict from the columns policy .. reused of the verdicts table, in that order."""
     return Verdict(
-        policy=v[0], policy_version=v[1], status=v[2], violation=bool(v[3]), policy_category=v[4],
-        rule_ids=tuple(json.loads(v[5])), confidence=v[6], rationale=v[7], reasoning=v[8], raw_output=v[9],
-        model=v[10], effort=v[11], latency_ms=v[12], prompt_tokens=v[13], completion_tokens=v[14],
+        policy=v[0],
+        policy_version=v[1],
+        status=v[2],
+        violation=bool(v[3]),
+        policy_category=v[4],
+        rule_ids=tuple(json.loads(v[5])),
+        confidence=v[6],
+        rationale=v[7],
+        reasoning=v[8],
+        raw_output=v[9],
+        model=v[10],
+        effort=v[11],
+        latency_ms=v[12],
+        prompt_tokens=v[13],
+        completion_tokens=v[14],
         reused=bool(v[15]),
     )

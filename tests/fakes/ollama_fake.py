@@ -33,17 +33,22 @@ class Reply:
 
 
 def verdict_json(
-    violation: int, rule_ids: list[str] | None = None, confidence: str = "high", rationale: str = "",
+    violation: int,
+    rule_ids: list[str] | None = None,
+    confidence: str = "high",
+    rationale: str = "",
     category: str | None = None,
 ) -> str:
     ids = rule_ids or []
-    return json.dumps({
-        "violation": violation,
-        "policy_category": category if category is not None else (ids[0] if violation and ids else None),
-        "rule_ids": ids,
-        "confidence": confidence,
-        "rationale": rationale or ("Matches " + ", ".join(ids) if violation else "No rule applies."),
-    })
+    return json.dumps(
+        {
+            "violation": violation,
+            "policy_category": category if category is not None else (ids[0] if violation and ids else None),
+            "rule_ids": ids,
+            "confidence": confidence,
+            "rationale": rationale or ("Matches " + ", ".join(ids) if violation else "No rule applies."),
+        }
+    )
 
 
 def content_of(request: dict[str, Any]) -> dict[str, Any]:
@@ -150,12 +155,21 @@ class FakeOllama:
         message: dict[str, Any] = {"role": "assistant", "content": reply.content}
         if body.get("think") is not None:
             message["thinking"] = reply.thinking
-        return _json({
-            "model": model, "created_at": datetime.now(UTC).isoformat(), "message": message, "done": True,
-            "done_reason": "stop", "total_duration": 1_000_000, "load_duration": 1000,
-            "prompt_eval_count": reply.prompt_eval_count, "prompt_eval_duration": 500_000,
-            "eval_count": reply.eval_count, "eval_duration": 400_000,
-        })
+        return _json(
+            {
+                "model": model,
+                "created_at": datetime.now(UTC).isoformat(),
+                "message": message,
+                "done": True,
+                "done_reason": "stop",
+                "total_duration": 1_000_000,
+                "load_duration": 1000,
+                "prompt_eval_count": reply.prompt_eval_count,
+                "prompt_eval_duration": 500_000,
+                "eval_count": reply.eval_count,
+                "eval_duration": 400_000,
+            }
+        )
 
 
 def _json(payload: dict[str, Any], status: int = 200) -> web.Response:

@@ -68,7 +68,7 @@ def recording_middleware(recorder: Recorder, strip_prefix: str = "") -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         body = await request.read()
-        path = request.path[len(strip_prefix):] if request.path.startswith(strip_prefix) else request.path
+        path = request.path[len(strip_prefix) :] if request.path.startswith(strip_prefix) else request.path
         rec = Recorded(request.method, path, dict(request.query), dict(request.headers), body)
         if request.content_type == "application/json" and body:
             rec.json = json.loads(body)

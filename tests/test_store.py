@@ -1,0 +1,116 @@
+"""The SQLite store: migrations, idempotent intake, atomic decisions, group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from bot.domain import Case, CaseStatus, Effect, EffectKind, EffectOutcome, Verdict
+from bot.store import SqliteStore, available_migrations, current_version, migrate
+from tests.helpers import make_message
+
+MIGRATIONS = available_migrations()
+
+
+def test_migrations_are_numbered_without_gaps() -> None:
+    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+
+
+@pytest.mark.parametrize("migration", MIGRATIONS, ids=lambda m: f"{m.version:04d}_{m.name}")
+async def test_each_migration_applies_on_the_previous_version(tmp_path: Path, migration: object) -> None:
+    version = migration.version  # type: ignore[attr-defined]
+    path = tmp_path / "m.db"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        assert await migrate(conn, target=version - 1) == version - 1
+        assert await migrate(conn, target=version) == version
+        assert await current_version(conn) == version
+        # Applying again is a no-op: the version is recorded in the database.
+        assert await migrate(conn, target=version) == version
+
+
+async def test_empty_file_reaches_the_latest_version_with_wal(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "new.db")
+    try:
+        assert (await store.fetchone("PRAGMA journal_mode"))[0] == "wal"  # type: ignore[index]
+        assert (await store.fetchone("PRAGMA busy_timeout"))[0] > 0  # type: ignore[index]
+        rows = await store.fetchall("SELECT version FROM schema_migrations ORDER BY version")
+        assert [r[0] for r in rows] == [m.version for m in MIGRATIONS]
+    finally:
+        await store.close()
+
+
+async def test_data_survives_an_upgrade_from_the_first_version(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        await migrate(conn, target=1)
+        await conn.execute(
+            "INSERT INTO policies (server_id, name, version, text, created_at) VALUES ('s1', 'p', 1, 't', 'now')"
+        )
+    store = await SqliteStore.open(path)
+    try:
+        assert (await store.fetchone("SELECT text FROM policies"))[0] == "t"  # type: ignore[index]
+        assert (await store.fetchone("SELECT MAX(version) FROM schema_migrations"))[0] == len(MIGRATIONS)  # type: ignore[index]
+    finally:
+        await store.close()
+
+
+async def test_intake_is_idempotent_even_within_one_batch(store: SqliteStore) -> None:
+    first = make_message("m1")
+    ids = await asyncio.gather(*(store.enqueue(first) for _ in range(5)), store.enqueue(make_message("m2")))
+    assert sum(i is not None for i in ids[:5]) == 1 and ids[5] is not None
+    assert await store.enqueue(first) is None
+    # Another platform or server with the same message id is another message.
+    assert await store.enqueue(make_message("m1", platform="discord")) is not None
+    assert await store.enqueue(make_message("m1", server="s2")) is not None
+    assert (await store.queue_counts()) == {"pending": 4}
+
+
+def _case(case_id: str, message_id: str) -> Case:
+    verdict = Verdict(policy="p", policy_version=1, violation=True, rule_ids=("P1.a",))
+    return Case(
+        id=case_id, message=make_message(message_id, "secret text"), status=CaseStatus.OPEN, verdicts=(verdict,)
+    )
+
+
+async def test_decision_commits_case_effects_and_queue_together(store: SqliteStore) -> None:
+    qid = await store.enqueue(make_message("m1", "secret text"))
+    assert qid is not None
+    flag = Effect(kind=EffectKind.FLAG, policy="p")
+    await store.record_decision(qid, _case("C1", "m1"), [(flag, EffectOutcome.PENDING)])
+    row = await store.fetchone("SELECT state, case_id FROM queue WHERE id = ?", (qid,))
+    assert tuple(row) == ("acting", "C1")  # type: ignore[arg-type]
+    case = await store.get_case("C1")
+    assert case is not None and case.message.text == "secret text" and case.effects[0].outcome is EffectOutcome.PENDING
+    await store.set_effect_outcome("C1", 1, EffectOutcome.DONE, "ok", finish_queue_id=qid)
+    row = await store.fetchone("SELECT state, message FROM queue WHERE id = ?", (qid,))
+    assert tuple(row) == ("done", None)  # type: ignore[arg-type]
+
+
+async def test_a_failing_decision_writes_nothing_and_spares_its_batch(store: SqliteStore) -> None:
+    q1, q2, q3 = [await store.enqueue(make_message(f"m{i}")) for i in (1, 2, 3)]
+    assert q1 and q2 and q3
+    await store.record_decision(q1, _case("C1", "m1"), [])
+    # C1 again violates the primary key; m3's decision in the same batch must still land.
+    results = await asyncio.gather(
+        store.record_decision(q2, _case("C1", "m2"), []),
+        store.record_decision(q3, _case("C3", "m3"), []),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], sqlite3.IntegrityError) and results[1] is None
+    states = dict(await store.fetchall("SELECT id, state FROM queue"))  # type: ignore[arg-type]
+    assert states == {q1: "done", q2: "pending", q3: "done"}
+    assert (await store.fetchone("SELECT COUNT(*) FROM verdicts WHERE case_id = 'C1'"))[0] == 1  # type: ignore[index]
+
+
+async def test_policies_are_versioned_and_audited(store: SqliteStore) -> None:
+    await store.add_policy_version("s1", "spam", "v1 text", "d", "alice")
+    await store.add_policy_version("s1", "spam", "v2 text", "d", "bob")
+    live = await store.live_policies("s1")
+    assert [(lp.policy.version, lp.policy.text) for lp in live] == [(2, "v2 text")]
+    assert [p.version for p in await store.policy_versions("s1", "spam")] == [1, 2]
+    log = await store.audit_log("s1")
+    assert [(e["actor"], e["before"], e["after"]) for e in log] == [("alice", None, "v1"), ("bob", "v1", "v2")]
