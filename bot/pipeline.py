@@ -14,8 +14,8 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic, TypeVar
 
 from bot.classifier import ClassificationRequest, ModelUnavailable
 from bot.domain import (
@@ -25,16 +25,15 @@ from bot.domain import (
     EffectOutcome,
     EffectRecord,
     Message,
-    Mode,
     ServerSettings,
     Verdict,
     VerdictStatus,
     utcnow,
 )
 from bot.effects import decide_effects
-from bot.ports import Classifier, EffectSink
+from bot.ports import Classifier, EffectSink, ModerationStore
 from bot.sanitise import normalise_for_repeats
-from bot.store import LivePolicy, QueueItem, SqliteStore
+from bot.store import LivePolicy, QueueItem
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +44,8 @@ CONFIG_TTL_SECONDS = 5.0
 # Unexpected failures of one item before it is decided as "needs human review".
 MAX_INTERNAL_FAILURES = 3
 MAX_RECENT_PER_CHANNEL = 20
+
+V = TypeVar("V")
 
 
 def new_case_id() -> str:
@@ -69,10 +70,25 @@ def skip_reason(message: Message, settings: ServerSettings, policies: Sequence[L
     return None
 
 
-@dataclass
-class _Cached:
-    at: float
-    value: object
+class _Expiring(Generic[V]):
+    """A small map whose entries are forgotten after a time to live."""
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self._items: dict[str, tuple[float, V]] = {}
+
+    def get(self, key: str) -> V | None:
+        hit = self._items.get(key)
+        if hit is None or time.monotonic() - hit[0] >= self._ttl:
+            return None
+        return hit[1]
+
+    def put(self, key: str, value: V) -> V:
+        self._items[key] = (time.monotonic(), value)
+        return value
+
+    def forget(self, key: str) -> None:
+        self._items.pop(key, None)
 
 
 class RepeatMemory:
@@ -124,7 +140,7 @@ CaseObserver = Callable[[Case], Awaitable[None] | None]
 class ModerationPipeline:
     def __init__(
         self,
-        store: SqliteStore,
+        store: ModerationStore,
         classifier: Classifier,
         sinks: Mapping[str, EffectSink],
         *,
@@ -142,8 +158,8 @@ class ModerationPipeline:
         self._workers: list[asyncio.Task[None]] = []
         self._recent: dict[tuple[str, str, str], deque[Message]] = {}
         self._repeats = RepeatMemory()
-        self._settings_cache: dict[str, _Cached] = {}
-        self._policy_cache: dict[str, _Cached] = {}
+        self._settings_cache: _Expiring[ServerSettings] = _Expiring(CONFIG_TTL_SECONDS)
+        self._policy_cache: _Expiring[list[LivePolicy]] = _Expiring(CONFIG_TTL_SECONDS)
         self._failures: dict[int, int] = {}
         self._backoff = unavailable_backoff
         self._unavailable_streak = 0
@@ -192,8 +208,8 @@ class ModerationPipeline:
 
     def invalidate(self, server_id: str) -> None:
         """Forget cached settings and policies of a server after a change."""
-        self._settings_cache.pop(server_id, None)
-        self._policy_cache.pop(server_id, None)
+        self._settings_cache.forget(server_id)
+        self._policy_cache.forget(server_id)
 
     def _remember(self, message: Message) -> None:
         key = (message.platform, message.server_id, message.channel_id)
@@ -212,25 +228,18 @@ class ModerationPipeline:
     # ------------------------------------------------------------ configuration
 
     async def settings_for(self, message: Message) -> ServerSettings:
-        key = message.server_id
-        cached = self._settings_cache.get(key)
-        if cached and time.monotonic() - cached.at < CONFIG_TTL_SECONDS:
-            assert isinstance(cached.value, ServerSettings)
-            return cached.value
-        settings = await self.store.get_settings(message.server_id) or ServerSettings(
-            platform=message.platform, server_id=message.server_id
-        )
-        self._settings_cache[key] = _Cached(time.monotonic(), settings)
-        return settings
+        cached = self._settings_cache.get(message.server_id)
+        if cached is not None:
+            return cached
+        stored = await self.store.get_settings(message.server_id)
+        default = ServerSettings(platform=message.platform, server_id=message.server_id)
+        return self._settings_cache.put(message.server_id, stored or default)
 
     async def policies_for(self, server_id: str) -> list[LivePolicy]:
-        key = server_id
-        cached = self._policy_cache.get(key)
-        if cached and time.monotonic() - cached.at < CONFIG_TTL_SECONDS:
-            return cached.value  # type: ignore[return-value]
-        policies = await self.store.live_policies(server_id)
-        self._policy_cache[key] = _Cached(time.monotonic(), policies)
-        return policies
+        cached = self._policy_cache.get(server_id)
+        if cached is not None:
+            return cached
+        return self._policy_cache.put(server_id, await self.store.live_policies(server_id))
 
     # ------------------------------------------------------------ workers
 
@@ -407,4 +416,4 @@ def _status(reason: str | None, verdicts: Sequence[Verdict]) -> CaseStatus:
     return CaseStatus.CLEAN
 
 
-__all__ = ["Mode", "ModerationPipeline", "RepeatMemory", "new_case_id", "skip_reason"]
+__all__ = ["ModerationPipeline", "RepeatMemory", "new_case_id", "skip_reason"]

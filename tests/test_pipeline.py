@@ -295,3 +295,27 @@ async def test_pending_messages_of_an_earlier_run_are_done_first(
     await p.stop()
     order = [r.message.message_id for r in classifier.calls]
     assert order == ["old0", "old1", "old2", "new"]
+
+
+async def test_message_text_never_reaches_the_logs(store: SqliteStore, sink: RecordingSink,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    class FlakyOnce(ScriptedClassifier):
+        failed = False
+
+        async def classify(self, request: ClassificationRequest) -> Verdict:
+            if not self.failed:
+                self.failed = True
+                raise ModelUnavailable("model server unreachable at http://x")
+            return await super().classify(request)
+
+    caplog.set_level("INFO")  # the product never runs aiosqlite below WARNING (configure_logging)
+    await store.add_policy_version("s1", "harassment", "policy text", "", "test")
+    p = ModerationPipeline(store, FlakyOnce(), {"console": sink}, workers=2, unavailable_backoff=(0.01, 0.02))
+    await p.start()
+    await p.submit(make_message("m1", "idiot SECRET-CANARY-1234"))
+    await p.drain()
+    await p.stop()
+    await p.start()  # a restart logs what it resumes
+    await p.stop()
+    assert caplog.records, "the run should have logged something"
+    assert "SECRET-CANARY" not in caplog.text
