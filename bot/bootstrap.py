@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bot.classifier import OllamaClassifier, RetryPolicy
 from bot.pipeline import ModerationPipeline
 from bot.ports import Classifier, EffectSink
 from bot.settings import ModbotSettings
 from bot.store import SqliteStore
+from bot.workflow import OllamaProbe, WorkflowJobs, start_jobs
+from bot.workflow.ports import ModChannel
 
 
 @dataclass
@@ -19,12 +22,22 @@ class ModbotApp:
     store: SqliteStore
     classifier: Classifier
     pipeline: ModerationPipeline
+    jobs: WorkflowJobs | None = None
+    _scheduler: Any = None
+
+    def start_jobs(self) -> None:
+        """Start retention, appeal reminders, digests and the health probe in this event loop."""
+        if self.jobs is not None and self._scheduler is None:
+            self._scheduler = start_jobs(self.jobs)
 
     async def aclose(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
         await self.pipeline.stop()
-        close = getattr(self.classifier, "aclose", None)
-        if close is not None:
-            await close()
+        for closable in (self.classifier, self.jobs.probe if self.jobs else None):
+            close = getattr(closable, "aclose", None)
+            if close is not None:
+                await close()
         await self.store.close()
 
 
@@ -46,11 +59,16 @@ async def bootstrap(
     *,
     classifier: Classifier | None = None,
     retry: RetryPolicy | None = None,
+    mod_channel: ModChannel | None = None,
 ) -> ModbotApp:
     store = await SqliteStore.open(settings.db)
     model = classifier or build_classifier(settings, retry)
     pipeline = ModerationPipeline(store, model, sinks, workers=settings.worker_count)
-    return ModbotApp(settings, store, model, pipeline)
+    jobs = None
+    if mod_channel is not None:
+        probe = OllamaProbe(settings.ollama_host, settings.model)
+        jobs = WorkflowJobs(store, mod_channel, probe)
+    return ModbotApp(settings, store, model, pipeline, jobs)
 
 
 def configure_logging(level: str) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 
 def _require_utc(value: datetime) -> datetime:
@@ -133,6 +133,9 @@ class EffectKind(StrEnum):
     TIMEOUT = "timeout"
     DM_MODERATORS = "dm_moderators"
     NOTIFY_AUTHOR = "notify_author"  # tell the author why, with an appeal button
+    # Issued by the moderation workflow, never by the model's effect rules:
+    LIFT_TIMEOUT = "lift_timeout"  # an overturned appeal ends the author's timeout
+    NOTIFY_APPEAL_OUTCOME = "notify_appeal_outcome"  # tell the author how their appeal ended
 
 
 class EffectOutcome(StrEnum):
@@ -153,6 +156,10 @@ class Effect(Frozen):
     timeout_minutes: int | None = None
     # Decided under shadow mode (the server's or the policy's): recorded, never executed.
     shadow: bool = False
+    # Who asked for it when a person did (a moderator's confirm, an appeal decision).
+    requested_by: str | None = None
+    # NOTIFY_APPEAL_OUTCOME: how the appeal ended; `reason` carries the moderator's note.
+    appeal_outcome: Literal["upheld", "overturned"] | None = None
 
 
 class EffectRecord(Frozen):
@@ -241,6 +248,39 @@ class EffectRule(Frozen):
     timeout_minutes: int = Field(default=10, ge=1, le=40320)  # Discord caps timeouts at 28 days
 
 
+class StrikeStep(Frozen):
+    """From this many confirmed violations within the window, these effects apply."""
+
+    strikes: int = Field(ge=2, le=100)
+    effects: tuple[EffectKind, ...] = (EffectKind.TIMEOUT,)
+    timeout_minutes: int = Field(default=60, ge=1, le=40320)
+
+    @field_validator("effects")
+    @classmethod
+    def _punitive_only(cls, value: tuple[EffectKind, ...]) -> tuple[EffectKind, ...]:
+        allowed = (EffectKind.TIMEOUT, EffectKind.DELETE, EffectKind.DM_MODERATORS, EffectKind.NOTIFY_AUTHOR)
+        wrong = [k.value for k in value if k not in allowed]
+        if wrong or not value:
+            raise ValueError(f"a strike step's effects must be some of {', '.join(k.value for k in allowed)}")
+        return value
+
+
+class StrikeLadder(Frozen):
+    """Escalation for repeat offenders; off unless a server turns it on."""
+
+    enabled: bool = False
+    window_days: int = Field(default=30, ge=1, le=365)
+    steps: tuple[StrikeStep, ...] = ()
+
+    @field_validator("steps")
+    @classmethod
+    def _distinct_thresholds(cls, value: tuple[StrikeStep, ...]) -> tuple[StrikeStep, ...]:
+        counts = [s.strikes for s in value]
+        if len(set(counts)) != len(counts):
+            raise ValueError("two strike steps share the same number of strikes")
+        return tuple(sorted(value, key=lambda s: s.strikes))
+
+
 class ServerSettings(Frozen):
     platform: str
     server_id: str
@@ -256,3 +296,12 @@ class ServerSettings(Frozen):
     repeat_window_minutes: int = Field(default=10, ge=0)
     retention_days: int = Field(default=30, ge=1)
     appeal_reminder_hours: int = Field(default=24, ge=1)
+    # Users who may administer the server whatever their roles (besides platform admins).
+    admin_user_ids: tuple[str, ...] = ()
+    strike_ladder: StrikeLadder = StrikeLadder()
+    digest_enabled: bool = True
+    digest_hour_utc: int = Field(default=9, ge=0, le=23)
+    # A model outage is reported once it has lasted this long, and cleared once the
+    # model has answered for health_clear_after_minutes.
+    health_alert_after_minutes: int = Field(default=10, ge=1)
+    health_clear_after_minutes: int = Field(default=5, ge=0)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from bot import effect_runner
 from bot.classifier import ClassificationRequest, ModelUnavailable
 from bot.domain import (
     Case,
@@ -174,6 +175,7 @@ class ModerationPipeline:
             self._queue.put_nowait(item)
         if leftovers:
             log.info("resuming %d queued messages left by an earlier run", len(leftovers))
+        await self._resume_decided_cases()
         self._workers = [
             asyncio.create_task(self._work(), name=f"modbot-worker-{i}") for i in range(self._worker_count)
         ]
@@ -315,49 +317,24 @@ class ModerationPipeline:
         records = [
             EffectRecord(id=seq, case_id=case.id, effect=e, outcome=o) for seq, (e, o) in enumerate(plan, start=1)
         ]
-        case = case.model_copy(update={"effects": tuple(await self._execute(item.id, case, records))})
-        await self._notify(case)
+        if records:
+            records = await effect_runner.carry_out(self.store, self.sinks, case, records, finish_queue_id=item.id)
+        await self._notify(case.model_copy(update={"effects": tuple(records)}))
 
     async def _resume(self, item: QueueItem) -> None:
         assert item.case_id is not None
         case = await self.store.get_case(item.case_id)
         if case is None:  # cannot happen: the case and 'acting' commit together
             raise RuntimeError(f"queue item {item.id} is acting on missing case {item.case_id}")
-        records = list(case.effects)
-        for i, rec in enumerate(records):
-            if rec.outcome is EffectOutcome.STARTED:
-                # It may or may not have happened: running it again could double it.
-                detail = "interrupted by a restart; not retried (it may or may not have happened)"
-                await self.store.set_effect_outcome(case.id, rec.id, EffectOutcome.INTERRUPTED, detail)
-                records[i] = rec.model_copy(update={"outcome": EffectOutcome.INTERRUPTED, "detail": detail})
-        case = case.model_copy(update={"effects": tuple(await self._execute(item.id, case, records))})
-        await self._notify(case)
+        records = await effect_runner.resume(self.store, self.sinks, case, finish_queue_id=item.id)
+        await self._notify(case.model_copy(update={"effects": tuple(records)}))
 
-    async def _execute(self, queue_id: int, case: Case, records: list[EffectRecord]) -> list[EffectRecord]:
-        pending = [r for r in records if r.outcome is EffectOutcome.PENDING]
-        if not pending:
-            if records:  # resumed with nothing left to run
-                await self.store.finish_queue_item(queue_id)
-            return records
-        done: dict[int, EffectRecord] = {}
-        for rec in pending:
-            await self.store.set_effect_outcome(case.id, rec.id, EffectOutcome.STARTED)
-            sink = self.sinks.get(case.message.platform)
-            if sink is None:
-                outcome, detail = EffectOutcome.UNSUPPORTED, f"no adapter for platform {case.message.platform!r}"
-            else:
-                try:
-                    result = await sink.execute(rec.effect, case)
-                    outcome, detail = EffectOutcome(result.outcome), result.detail
-                except Exception as exc:
-                    log.warning("effect %s of case %s failed: %s", rec.effect.kind, case.id, type(exc).__name__)
-                    outcome, detail = EffectOutcome.FAILED, f"{type(exc).__name__}: {exc}"[:500]
-            last = rec is pending[-1]
-            await self.store.set_effect_outcome(
-                case.id, rec.id, outcome, detail, finish_queue_id=queue_id if last else None
-            )
-            done[rec.id] = rec.model_copy(update={"outcome": outcome, "detail": detail})
-        return [done.get(r.id, r) for r in records]
+    async def _resume_decided_cases(self) -> None:
+        """Effects a person asked for after the decision (a confirm, an appeal) and a crash cut short."""
+        for case_id in await self.store.cases_with_unfinished_effects():
+            case = await self.store.get_case(case_id)
+            if case is not None:
+                await effect_runner.resume(self.store, self.sinks, case)
 
     async def _notify(self, case: Case) -> None:
         for observer in self.observers:

@@ -215,3 +215,24 @@ async def test_replay_keeps_retrying_while_the_model_server_is_down_and_says_so(
 async def test_export_without_a_database_is_a_clear_error(tmp_path: Path) -> None:
     code, _, err = await run_modbot("export", "--db", str(tmp_path / "none.db"))
     assert code == 2 and "no database at" in err
+
+
+async def test_run_moderates_stdin_until_it_ends(tmp_path: Path, fake_ollama: FakeOllama) -> None:
+    db = str(tmp_path / "run.db")
+    env = {"OLLAMA_HOST": fake_ollama.host, "MODBOT_DB": db}
+    code, _, err = await run_modbot(
+        "policy", "install", "harassment", "--server", "s1", "--actor", "owner", "--admin", env=env
+    )
+    assert code == 0, err
+    stdin = (
+        b'{"id": "1", "server": "s1", "channel": "c1", "author": "ann", "text": "hello all"}\n'
+        b"this is not json\n"
+        b'{"id": "2", "server": "s1", "channel": "c1", "author": "bob", "text": "you idiot"}\n'
+    )
+    code, out, err = await run_modbot("run", env=env, stdin=stdin)
+    assert code == 0, err
+    decided = {r["message_id"]: r for r in map(json.loads, out.splitlines())}
+    assert set(decided) == {"1", "2"}
+    assert decided["2"]["violation"] is True and decided["2"]["effects"] == ["flag"]
+    assert "stdin:2: not JSON" in err and "line not submitted" in err
+    assert "hello all" not in err and "you idiot" not in err  # no message text in the logs

@@ -297,8 +297,9 @@ async def test_pending_messages_of_an_earlier_run_are_done_first(
     assert order == ["old0", "old1", "old2", "new"]
 
 
-async def test_message_text_never_reaches_the_logs(store: SqliteStore, sink: RecordingSink,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+async def test_message_text_never_reaches_the_logs(
+    store: SqliteStore, sink: RecordingSink, caplog: pytest.LogCaptureFixture
+) -> None:
     class FlakyOnce(ScriptedClassifier):
         failed = False
 
@@ -319,3 +320,35 @@ async def test_message_text_never_reaches_the_logs(store: SqliteStore, sink: Rec
     await p.stop()
     assert caplog.records, "the run should have logged something"
     assert "SECRET-CANARY" not in caplog.text
+
+
+async def test_restart_finishes_effects_a_moderator_asked_for_after_the_decision(
+    store: SqliteStore, classifier: ScriptedClassifier, sink: RecordingSink
+) -> None:
+    # A decided case (queue done) to which a moderator's confirm added a delete and a
+    # timeout; the process died after the delete started and before the timeout began.
+    qid = await store.enqueue(make_message("m1", "you idiot"))
+    assert qid is not None
+    case = Case(id=new_case_id(), message=make_message("m1", "you idiot"), status=CaseStatus.CONFIRMED)
+    await store.record_decision(qid, case, [])
+    async with store.transaction() as conn:
+        await conn.executemany(
+            "INSERT INTO effects (case_id, seq, kind, effect, outcome, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, '2026-11-01T12:00:00+00:00')",
+            [
+                (case.id, seq, e.kind.value, e.model_dump_json(), outcome)
+                for seq, e, outcome in [
+                    (1, Effect(kind=EffectKind.DELETE), "started"),
+                    (2, Effect(kind=EffectKind.TIMEOUT, timeout_minutes=60), "pending"),
+                ]
+            ],
+        )
+    p = ModerationPipeline(store, classifier, {"console": sink}, workers=1)
+    await p.start()
+    await p.drain()
+    await p.stop()
+    assert [e.kind for _, e in sink.executed] == [EffectKind.TIMEOUT]
+    stored = await store.get_case(case.id)
+    assert stored is not None
+    assert [r.outcome for r in stored.effects] == [EffectOutcome.INTERRUPTED, EffectOutcome.DONE]
+    assert await store.cases_with_unfinished_effects() == []

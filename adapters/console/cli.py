@@ -197,7 +197,12 @@ async def _replay(
     app_ = await bootstrap(settings, {"console": sink})
     progress = tqdm(total=len(messages), file=sys.stderr, unit="msg", disable=len(messages) < 20, mininterval=0.5)
 
+    printed: set[tuple[str, str, str]] = set()
+
     def emit(case: Case) -> None:
+        if case.message.key in printed:  # a resumed message may finish before the loop reaches it
+            return
+        printed.add(case.message.key)
         typer.echo(json.dumps(replay_record(case), ensure_ascii=False) if as_json else readable_line(case))
         progress.update(1)
 
@@ -208,11 +213,14 @@ async def _replay(
         app_.pipeline.observers.append(emit)
         await app_.pipeline.start()
         for message in messages:
-            if not await app_.pipeline.submit(message):
+            if await app_.pipeline.submit(message):
+                continue
+            # Seen by an earlier run. Still open: start() resumed it, and it is printed when
+            # finished. Done: it is shown from its case, not decided again.
+            if await app_.store.queue_state(*message.key) == "done":
                 case = await app_.store.case_for_message(*message.key)
-                if case is not None:  # decided by an earlier run: shown, not decided again
+                if case is not None:
                     emit(case)
-                # else: queued by an earlier run and resumed by start(): emitted when decided
         await app_.pipeline.drain()
     finally:
         progress.close()
@@ -223,17 +231,33 @@ async def _replay(
 
 
 @app.command()
-def export(db: DbOption = None) -> None:
-    """Every case as JSON lines."""
+def export(
+    db: DbOption = None,
+    labels: Annotated[
+        bool,
+        typer.Option(
+            "--labels",
+            help="Human decisions as labels instead: text (where retained), policy and version, the model's"
+            " verdict and the human label, one JSON line each.",
+        ),
+    ] = False,
+) -> None:
+    """Every case as JSON lines (or, with --labels, every human decision)."""
     settings = load_settings(db)
     if not settings.db.exists():
         raise fail(f"no database at {settings.db}: pass --db or set MODBOT_DB")
-    asyncio.run(_export(settings.db))
+    asyncio.run(_export(settings.db, labels))
 
 
-async def _export(db: Path) -> None:
+async def _export(db: Path, labels: bool = False) -> None:
+    from bot.workflow import export_labels
+
     store = await SqliteStore.open(db)
     try:
+        if labels:
+            async for label in export_labels(store):
+                typer.echo(json.dumps(label, ensure_ascii=False))
+            return
         async for case in store.iter_cases():
             record: dict[str, Any] = export_record(case)
             typer.echo(json.dumps(record, ensure_ascii=False))
@@ -243,10 +267,14 @@ async def _export(db: Path) -> None:
 
 def main() -> None:
     # Command modules register on `app` and `policy_app` when imported.
-    from adapters.console import policy_admin_cli, policy_eng_cli, workflow_cli  # noqa: F401
+    from adapters.console import policy_admin_cli, policy_eng_cli, run_cli, workflow_cli  # noqa: F401
 
     app()
 
 
 if __name__ == "__main__":
-    main()
+    # As `python -m`, this file is __main__, a second copy of the module: the command
+    # modules register on the importable one, so run that.
+    from adapters.console import cli
+
+    cli.main()

@@ -132,6 +132,13 @@ class SqliteStore:
         # The same message twice in one batch: only its first submission is new.
         return [added.pop(m.key, None) for m in messages]
 
+    async def queue_state(self, platform: str, server_id: str, message_id: str) -> str | None:
+        row = await self.fetchone(
+            "SELECT state FROM queue WHERE platform = ? AND server_id = ? AND message_id = ?",
+            (platform, server_id, message_id),
+        )
+        return str(row[0]) if row else None
+
     async def open_queue_items(self) -> list[QueueItem]:
         rows = await self.fetchall("SELECT id, message, state, case_id FROM queue WHERE state != 'done' ORDER BY id")
         return [QueueItem(r[0], Message.model_validate_json(r[1]), r[2], r[3]) for r in rows]
@@ -429,6 +436,14 @@ class SqliteStore:
                 "UPDATE queue SET state = 'done', message = NULL, updated_at = ? WHERE id = ?", finished
             )
         return [None] * len(items)
+
+    async def cases_with_unfinished_effects(self) -> list[str]:
+        """Decided cases (queue item done) with an effect still pending or started: a person's request cut short."""
+        rows = await self.fetchall(
+            "SELECT DISTINCT e.case_id FROM effects e JOIN queue q ON q.case_id = e.case_id"
+            " WHERE q.state = 'done' AND e.outcome IN ('pending', 'started') ORDER BY e.case_id"
+        )
+        return [r[0] for r in rows]
 
     async def finish_queue_item(self, queue_id: int) -> None:
         async with self.transaction() as conn:

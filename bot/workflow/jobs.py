@@ -1,0 +1,104 @@
+"""The scheduled jobs (retention, appeal reminders, digests, model health) and their scheduler."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.domain import utcnow
+from bot.store import SqliteStore
+from bot.workflow.digest import send_due_digests
+from bot.workflow.health import HealthReport, probe_model
+from bot.workflow.notices import AppealReminder, Digest
+from bot.workflow.ports import Clock, ModChannel, ModelProbe
+from bot.workflow.reminders import remind_waiting_appeals
+from bot.workflow.retention import purge_message_text
+
+log = logging.getLogger(__name__)
+
+JOB_NAMES = ("retention", "reminders", "digest", "health")
+
+
+@dataclass(frozen=True)
+class JobIntervals:
+    retention: timedelta = timedelta(hours=1)
+    reminders: timedelta = timedelta(minutes=15)
+    # Digests are due at an hour; checking often enough sends them within minutes of it.
+    digest: timedelta = timedelta(minutes=10)
+    health: timedelta = timedelta(minutes=1)
+
+
+@dataclass
+class WorkflowJobs:
+    """The jobs over their ports and a clock, so tests run them at any time they like."""
+
+    store: SqliteStore
+    mod_channel: ModChannel
+    probe: ModelProbe | None = None
+    clock: Clock = field(default=utcnow)
+
+    async def retention(self) -> dict[str, int]:
+        return await purge_message_text(self.store, self.clock())
+
+    async def reminders(self) -> list[AppealReminder]:
+        return await remind_waiting_appeals(self.store, self.mod_channel, self.clock())
+
+    async def digest(self) -> list[Digest]:
+        return await send_due_digests(self.store, self.mod_channel, self.clock())
+
+    async def health(self) -> HealthReport | None:
+        if self.probe is None:
+            return None
+        return await probe_model(self.store, self.probe, self.mod_channel, self.clock())
+
+    async def run(self, name: str) -> object:
+        if name not in JOB_NAMES:
+            raise ValueError(f"no job named {name!r}; jobs are {', '.join(JOB_NAMES)}")
+        job: Callable[[], Awaitable[object]] = getattr(self, name)
+        return await job()
+
+
+def _guarded(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            await job()
+        except Exception:  # one failed run must not stop the schedule
+            log.exception("scheduled job %s failed; it runs again at its next time", name)
+
+    run.__name__ = f"modbot_{name}"
+    return run
+
+
+def schedule_jobs(scheduler: Any, jobs: WorkflowJobs, intervals: JobIntervals = JobIntervals()) -> list[str]:
+    """Add the jobs to an APScheduler 3 scheduler: one instance each, missed runs coalesced."""
+    added = []
+    for name in JOB_NAMES:
+        if name == "health" and jobs.probe is None:
+            continue
+        every: timedelta = getattr(intervals, name)
+        scheduler.add_job(
+            _guarded(name, getattr(jobs, name)),
+            IntervalTrigger(seconds=every.total_seconds(), timezone=UTC),
+            id=f"modbot-{name}",
+            name=name,
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+            misfire_grace_time=int(every.total_seconds()),
+        )
+        added.append(name)
+    return added
+
+
+def start_jobs(jobs: WorkflowJobs, intervals: JobIntervals = JobIntervals()) -> Any:
+    """Start an AsyncIOScheduler in the running event loop (call from async code); shut it down on exit."""
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    schedule_jobs(scheduler, jobs, intervals)
+    scheduler.start()
+    return scheduler
