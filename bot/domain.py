@@ -216,6 +216,22 @@ class Case(Frozen):
         return tuple(r for v in self.verdicts if v.violation for r in v.rule_ids)
 
 
+class DecisionAction(StrEnum):
+    CONFIRM = "confirm"
+    DISMISS = "dismiss"
+    UPHOLD = "uphold"
+    OVERTURN = "overturn"
+
+    @property
+    def stage(self) -> Literal["review", "appeal"]:
+        return "review" if self in (DecisionAction.CONFIRM, DecisionAction.DISMISS) else "appeal"
+
+    @property
+    def violation(self) -> bool:
+        """The label: confirm and uphold say the message violates; dismiss and overturn say not."""
+        return self in (DecisionAction.CONFIRM, DecisionAction.UPHOLD)
+
+
 class AppealStatus(StrEnum):
     PENDING = "pending"
     UPHELD = "upheld"

@@ -104,6 +104,7 @@ def notice_text(notice: Notice) -> str:
             for c in notice.by_policy
             if c.rule_id is None or c.flags
         ]
+        lines += [f"  {line}" for line in notice.shadow_evaluation]
         return "\n".join(lines)
     if isinstance(notice, ModelOutage):
         return f"the model has not answered since {notice.since:%Y-%m-%d %H:%M} UTC: {notice.problem}"

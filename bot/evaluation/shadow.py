@@ -6,26 +6,14 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
-from bot.domain import VerdictStatus
+from bot.domain import DecisionAction, VerdictStatus
 from bot.store import SqliteStore
 
 # How many rules the text rendering lists under "most false positives".
 TOP_RULES = 5
 NO_RULE = "(no rule cited)"
-
-
-class HumanAction(StrEnum):
-    CONFIRM = "confirm"  # review: the flag was right
-    DISMISS = "dismiss"  # review: the flag was wrong
-    UPHOLD = "uphold"  # appeal: the decision stands
-    OVERTURN = "overturn"  # appeal: the decision was wrong
-
-    @property
-    def violation(self) -> bool:
-        return self in (HumanAction.CONFIRM, HumanAction.UPHOLD)
 
 
 @dataclass
@@ -208,9 +196,9 @@ async def shadow_report(store: SqliteStore, server_id: str, since: datetime | No
     rows = await store.fetchall("SELECT id, case_id, action, at FROM human_decisions WHERE server_id = ?", (server_id,))
     labels: dict[str, _Label] = {}
     upheld = overturned = 0
-    latest_actions: dict[str, HumanAction] = {}
+    latest_actions: dict[str, DecisionAction] = {}
     for decision_id, case_id, action_raw, at_raw in rows:
-        action = HumanAction(action_raw)
+        action = DecisionAction(action_raw)
         label = _Label(action.violation, _parse_at(at_raw), int(decision_id))
         current = labels.get(case_id)
         # The latest decision wins: an appeal decided after the review replaces its label.
@@ -221,8 +209,8 @@ async def shadow_report(store: SqliteStore, server_id: str, since: datetime | No
         labels = {case_id: lab for case_id, lab in labels.items() if lab.at >= since}
     for case_id in labels:
         action = latest_actions[case_id]
-        upheld += action is HumanAction.UPHOLD
-        overturned += action is HumanAction.OVERTURN
+        upheld += action is DecisionAction.UPHOLD
+        overturned += action is DecisionAction.OVERTURN
     verdicts = await _first_pass_verdicts(store, server_id, labels)
     return _compare(server_id, since, labels, verdicts, upheld, overturned)
 

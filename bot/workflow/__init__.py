@@ -5,9 +5,10 @@ arguments. Every operation names its actor, and authorisation is checked here, i
 core, whatever the adapter did before.
 """
 
+from bot.domain import DecisionAction
 from bot.workflow.actors import Actor, is_admin, is_moderator, require_admin, require_moderator, settings_or_default
 from bot.workflow.appeals import MAX_STATEMENT_CHARS, Appeals
-from bot.workflow.decisions import DecisionAction, HumanDecision, decisions_for
+from bot.workflow.decisions import HumanDecision, decisions_for
 from bot.workflow.digest import build_digest, send_due_digests
 from bot.workflow.errors import AlreadyDecided, NotAuthorised, NotFound, PolicyRejected, Refused, WorkflowError
 from bot.workflow.escalation import step_for

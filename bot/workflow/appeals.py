@@ -12,6 +12,7 @@ from bot.domain import (
     AppealStatus,
     Case,
     CaseStatus,
+    DecisionAction,
     Effect,
     EffectKind,
     EffectOutcome,
@@ -29,7 +30,6 @@ from bot.workflow import escalation
 from bot.workflow._acting import add_intents
 from bot.workflow.actors import Actor, require_moderator, settings_or_default
 from bot.workflow.decisions import (
-    DecisionAction,
     decisions_for,
     explain_conflict,
     first_decision,

@@ -4,30 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from enum import StrEnum
 from typing import Literal
 
 import aiosqlite
 
-from bot.domain import Frozen, UtcDatetime
+from bot.domain import DecisionAction, Frozen, UtcDatetime
 from bot.store import SqliteStore
 from bot.workflow.errors import AlreadyDecided
-
-
-class DecisionAction(StrEnum):
-    CONFIRM = "confirm"
-    DISMISS = "dismiss"
-    UPHOLD = "uphold"
-    OVERTURN = "overturn"
-
-    @property
-    def stage(self) -> Literal["review", "appeal"]:
-        return "review" if self in (DecisionAction.CONFIRM, DecisionAction.DISMISS) else "appeal"
-
-    @property
-    def violation(self) -> bool:
-        """The label: confirm and uphold say the message violates; dismiss and overturn say not."""
-        return self in (DecisionAction.CONFIRM, DecisionAction.UPHOLD)
 
 
 class HumanDecision(Frozen):

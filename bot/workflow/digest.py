@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from bot.domain import ServerSettings
+from bot.evaluation.shadow import shadow_report
 from bot.store import SqliteStore
 from bot.workflow._notify import post, servers_with_mod_channel
 from bot.workflow.notices import Digest, PolicyCount
@@ -15,6 +16,8 @@ from bot.workflow.ports import ModChannel
 
 # A digest missed at its hour (the bot was down) is still sent this long after it.
 CATCH_UP = timedelta(hours=6)
+# Labels accumulate slowly: a day of them says little, a month says which rules misfire.
+SHADOW_WINDOW = timedelta(days=30)
 
 
 def digest_time(server: ServerSettings, now: datetime) -> datetime:
@@ -64,6 +67,7 @@ async def build_digest(store: SqliteStore, server_id: str, start: datetime, end:
     decided = decisions["uphold"] + decisions["overturn"]
     counts = [PolicyCount(policy=p, rule_id=None, flags=n) for p, n in sorted(by_policy.items())]
     counts += [PolicyCount(policy=p, rule_id=r, flags=n) for (p, r), n in sorted(by_rule.items())]
+    shadow = await shadow_report(store, server_id, since=end - SHADOW_WINDOW)
     return Digest(
         server_id=server_id,
         day=end.date().isoformat(),
@@ -79,6 +83,7 @@ async def build_digest(store: SqliteStore, server_id: str, start: datetime, end:
         overturn_rate=round(decisions["overturn"] / decided, 3) if decided else None,
         median_latency_ms=round(statistics.median(latencies), 1) if latencies else None,
         by_policy=tuple(counts),
+        shadow_evaluation=tuple(shadow.lines()),
     )
 
 

@@ -73,6 +73,8 @@ class Digest(Frozen):
     overturn_rate: float | None  # overturned / appeals decided; None with no decided appeal
     median_latency_ms: float | None  # model calls only (reused verdicts excluded)
     by_policy: tuple[PolicyCount, ...] = ()
+    # The model against moderators' labels over the last SHADOW_WINDOW (bot.evaluation.shadow).
+    shadow_evaluation: tuple[str, ...] = ()
 
 
 class ModelOutage(Frozen):

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from bot.domain import (
     Case,
     CaseStatus,
+    DecisionAction,
     Effect,
     EffectKind,
     EffectOutcome,
@@ -23,7 +24,6 @@ from bot.workflow import escalation
 from bot.workflow._acting import add_intents
 from bot.workflow.actors import Actor, require_moderator, settings_or_default
 from bot.workflow.decisions import (
-    DecisionAction,
     HumanDecision,
     decisions_for,
     explain_conflict,

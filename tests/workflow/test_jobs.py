@@ -174,6 +174,13 @@ async def test_the_daily_digest(wstore: SqliteStore, clock: FakeClock, sink: Fak
         ("harassment", "HB1.b"): 2,
         ("harassment", "HB2.a"): 1,
     }
+    # The shadow evaluation over the last 30 days: a confirmed and an upheld flag agree with
+    # the model; a dismissed (HB1.a) and an overturned (HB1.b) one are false positives.
+    shadow = "\n".join(digest.shadow_evaluation)
+    assert digest.shadow_evaluation[0].startswith(f"Shadow evaluation, server {SERVER} since 2025-02-02")
+    assert "4 cases with a moderator's decision: the model agreed on 2 (50.0%); 2 false flags" in shadow
+    assert "appeals: 1 upheld, 1 overturned" in shadow
+    assert "rules causing most false positives:" in shadow and "HB1.a (harassment): 1 of 2 flags reversed" in shadow
     clock.set(datetime(2025, 3, 4, 9, 15, tzinfo=UTC))
     assert await jobs.digest() == []  # once a day
     clock.set(datetime(2025, 3, 5, 9, 0, tzinfo=UTC))
