@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -122,6 +122,16 @@ class Verdict(Frozen):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reused: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        """The verdict as JSON for exports and listings: the reasoning and raw output stay behind."""
+        return self.model_dump(mode="json", exclude={"reasoning", "raw_output"})
+
+
+def primary_verdict(verdicts: tuple[Verdict, ...]) -> Verdict | None:
+    """The verdict that speaks for a case: the most confident violation, else the first."""
+    violating = sorted((v for v in verdicts if v.violation), key=lambda v: -v.confidence.rank)
+    return violating[0] if violating else (verdicts[0] if verdicts else None)
 
 
 # ---------------------------------------------------------------- effects

@@ -32,8 +32,8 @@ async def test_check_prints_one_verdict_per_policy(fake_ollama: FakeOllama) -> N
     )
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert lines[0].startswith("harassment v1: VIOLATION HB1.a (high)")
-    assert lines[1].startswith("spam-scams v1: VIOLATION SP1.a")
+    assert lines[0].startswith("harassment v1 [low]: VIOLATION HB1.a (high)")
+    assert lines[1].startswith("spam-scams v1 [low]: VIOLATION SP1.a")
     assert {r["think"] for r in fake_ollama.chat_requests()} == {"low"}
 
 

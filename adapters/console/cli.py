@@ -22,6 +22,7 @@ from adapters.console.mapping import (
     readable_line,
     replay_record,
 )
+from adapters.console.render import verdict_line
 from adapters.console.sink import ConsoleEffectSink
 from bot.bootstrap import bootstrap, build_classifier, configure_logging
 from bot.classifier import ClassificationRequest, ModelRequestRejected, ModelUnavailable, RetryPolicy
@@ -118,28 +119,9 @@ async def _check(settings: ModbotSettings, docs: list[PolicyDocument], text: str
         await classifier.aclose()
     for v in verdicts:
         if as_json:
-            typer.echo(
-                json.dumps(
-                    {
-                        "policy": v.policy,
-                        "policy_version": v.policy_version,
-                        "status": v.status.value,
-                        "violation": v.violation,
-                        "policy_category": v.policy_category,
-                        "rule_ids": list(v.rule_ids),
-                        "confidence": v.confidence.value,
-                        "rationale": v.rationale,
-                        "latency_ms": round(v.latency_ms, 1),
-                        "prompt_tokens": v.prompt_tokens,
-                        "completion_tokens": v.completion_tokens,
-                    },
-                    ensure_ascii=False,
-                )
-            )
+            typer.echo(json.dumps(v.summary(), ensure_ascii=False))
         else:
-            label = "NEEDS REVIEW" if v.status.value == "needs_review" else ("VIOLATION" if v.violation else "ok")
-            rules = f" {','.join(v.rule_ids)}" if v.rule_ids else ""
-            typer.echo(f"{v.policy} v{v.policy_version}: {label}{rules} ({v.confidence.value}) {v.rationale}")
+            typer.echo(verdict_line(v))
     return 0
 
 

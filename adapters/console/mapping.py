@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.domain import Author, Case, Message, Verdict
+from bot.domain import Author, Case, Message, primary_verdict
 
 PLATFORM = "console"
 
@@ -61,12 +61,6 @@ def message_from_line(line: ReplayLine, received_at: datetime) -> Message:
     )
 
 
-def primary_verdict(case: Case) -> Verdict | None:
-    """The verdict that speaks for the case: the most confident violation, else the first."""
-    violating = sorted((v for v in case.verdicts if v.violation), key=lambda v: -v.confidence.rank)
-    return violating[0] if violating else (case.verdicts[0] if case.verdicts else None)
-
-
 def replay_record(case: Case) -> dict[str, Any]:
     return {
         "message_id": case.message.message_id,
@@ -83,7 +77,7 @@ def replay_record(case: Case) -> dict[str, Any]:
 
 
 def export_record(case: Case) -> dict[str, Any]:
-    main = primary_verdict(case)
+    main = primary_verdict(case.verdicts)
     return {
         "case_id": case.id,
         "platform": case.message.platform,

@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bot.domain import Case, Verdict
+from bot.domain import Case, primary_verdict
 from bot.store import SqliteStore
 from bot.store.sqlite import verdict_from_row
 
@@ -14,27 +14,6 @@ _VERDICT_COLUMNS = (
     "policy, policy_version, status, violation, policy_category, rule_ids, confidence, rationale, reasoning,"
     " raw_output, model, effort, latency_ms, prompt_tokens, completion_tokens, reused"
 )
-
-
-def primary_verdict(verdicts: tuple[Verdict, ...]) -> Verdict | None:
-    """The verdict that speaks for a case: the most confident violation, else the first."""
-    violating = sorted((v for v in verdicts if v.violation), key=lambda v: -v.confidence.rank)
-    return violating[0] if violating else (verdicts[0] if verdicts else None)
-
-
-def _verdict_record(v: Verdict) -> dict[str, Any]:
-    return {
-        "policy": v.policy,
-        "policy_version": v.policy_version,
-        "status": v.status.value,
-        "violation": v.violation,
-        "policy_category": v.policy_category,
-        "rule_ids": list(v.rule_ids),
-        "confidence": v.confidence.value,
-        "rationale": v.rationale,
-        "model": v.model,
-        "effort": v.effort.value,
-    }
 
 
 async def export_labels(store: SqliteStore, server_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
@@ -67,8 +46,8 @@ async def export_labels(store: SqliteStore, server_id: str | None = None) -> Asy
             "text": case.message.text if retained and retained[0] else None,
             "policy": main.policy if main else None,
             "policy_version": main.policy_version if main else None,
-            "model_verdict": _verdict_record(main) if main else None,
-            "verdicts": [_verdict_record(v) for v in case.verdicts],
+            "model_verdict": main.summary() if main else None,
+            "verdicts": [v.summary() for v in case.verdicts],
             "label": {
                 "action": row[2],
                 "violation": bool(row[3]),
@@ -83,7 +62,7 @@ async def export_labels(store: SqliteStore, server_id: str | None = None) -> Asy
             )
             record["appeal"] = {
                 "statement": row[8],
-                "second_opinion": [_verdict_record(verdict_from_row(v)) for v in opinion],
+                "second_opinion": [verdict_from_row(v).summary() for v in opinion],
             }
         yield record
 
