@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import secrets
 import time
@@ -45,6 +46,7 @@ CONFIG_TTL_SECONDS = 5.0
 # Unexpected failures of one item before it is decided as "needs human review".
 MAX_INTERNAL_FAILURES = 3
 MAX_RECENT_PER_CHANNEL = 20
+MAX_REMEMBERED_TEXTS = 100_000
 
 V = TypeVar("V")
 
@@ -125,9 +127,14 @@ class RepeatMemory:
         future = self._in_flight.pop(key, None)
         now = self._clock()
         if verdicts is not None and all(v.status is VerdictStatus.DECIDED for v in verdicts):
+            self._done.pop(key, None)  # re-inserted at the end: the dict stays in time order
             self._done[key] = (now, verdicts)
-        if len(self._done) > 50_000:  # sweep: spam raids make many keys, most soon stale
-            self._done = {k: v for k, v in self._done.items() if now - v[0] <= window_seconds}
+        # Expired entries sit at the front; past the cap the oldest go too, so memory and
+        # the cost per message stay bounded however many distinct texts arrive.
+        for oldest in list(itertools.islice(self._done, 64)):
+            if now - self._done[oldest][0] <= window_seconds and len(self._done) <= MAX_REMEMBERED_TEXTS:
+                break
+            del self._done[oldest]
         if future is not None and not future.done():
             if verdicts is None:
                 future.cancel()
@@ -156,6 +163,9 @@ class ModerationPipeline:
         self.observers: list[CaseObserver] = []
         self._worker_count = workers
         self._queue: asyncio.Queue[QueueItem] = asyncio.Queue()
+        # Queue ids waiting or being decided in this process: an item is never queued twice,
+        # whether submit() or start() (recovery) saw it first.
+        self._queued: set[int] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._recent: dict[tuple[str, str, str], deque[Message]] = {}
         self._repeats = RepeatMemory()
@@ -172,7 +182,7 @@ class ModerationPipeline:
         leftovers = await self.store.open_queue_items()
         for item in leftovers:
             self._remember(item.message)
-            self._queue.put_nowait(item)
+            self._put(item)
         if leftovers:
             log.info("resuming %d queued messages left by an earlier run", len(leftovers))
         await self._resume_decided_cases()
@@ -205,8 +215,13 @@ class ModerationPipeline:
         if queue_id is None:
             return False
         self._remember(message)
-        self._queue.put_nowait(QueueItem(queue_id, message, "pending", None))
+        self._put(QueueItem(queue_id, message, "pending", None))
         return True
+
+    def _put(self, item: QueueItem) -> None:
+        if item.id not in self._queued:
+            self._queued.add(item.id)
+            self._queue.put_nowait(item)
 
     def invalidate(self, server_id: str) -> None:
         """Forget cached settings and policies of a server after a change."""
@@ -248,37 +263,49 @@ class ModerationPipeline:
     async def _work(self) -> None:
         while True:
             item = await self._queue.get()
+            retry = False
             try:
                 await self._process(item)
                 self._failures.pop(item.id, None)
                 self._unavailable_streak = 0
             except ModelUnavailable as exc:
-                await self._wait_for_model(item, exc)
+                await self._wait_for_model(exc)
+                retry = True
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await self._internal_failure(item, exc)
+                try:
+                    retry = await self._internal_failure(item, exc)
+                except Exception:
+                    # Even the fallback failed (the store is broken?): the item stays open in
+                    # the database for the next start, and this worker lives on.
+                    log.exception("queue item %d could not be recorded; it stays queued for a restart", item.id)
             finally:
+                # Re-queued before task_done(), so drain() never sees a retry as finished.
+                if retry:
+                    self._queue.put_nowait(item)
+                else:
+                    self._queued.discard(item.id)
                 self._queue.task_done()
 
-    async def _wait_for_model(self, item: QueueItem, exc: ModelUnavailable) -> None:
+    async def _wait_for_model(self, exc: ModelUnavailable) -> None:
         # The message stays queued in the database and in memory; nothing is lost.
         self._unavailable_streak += 1
         base, cap = self._backoff
         delay = min(cap, base * 2 ** min(self._unavailable_streak - 1, 16)) * (0.5 + secrets.randbelow(500) / 1000)
         log.error("%s; %d messages wait in the queue, retrying in %.0fs", exc, self._queue.qsize() + 1, delay)
         await asyncio.sleep(delay)
-        self._queue.put_nowait(item)
 
-    async def _internal_failure(self, item: QueueItem, exc: Exception) -> None:
+    async def _internal_failure(self, item: QueueItem, exc: Exception) -> bool:
+        """Log the failure; True to try the item again, False once it is settled."""
         count = self._failures.get(item.id, 0) + 1
         self._failures[item.id] = count
         log.exception("queue item %d failed (%d of %d)", item.id, count, MAX_INTERNAL_FAILURES, exc_info=exc)
-        if item.state == "acting" or count < MAX_INTERNAL_FAILURES:
-            if count < MAX_INTERNAL_FAILURES:
-                await asyncio.sleep(0.1 * count)
-                self._queue.put_nowait(item)
-            return
+        if count < MAX_INTERNAL_FAILURES:
+            await asyncio.sleep(0.1 * count)
+            return True
+        if item.state == "acting":  # decided already; its effects wait for the next start
+            return False
         # A message that keeps breaking the pipeline is decided once, for a human to look at.
         case = Case(
             id=new_case_id(),
@@ -289,6 +316,7 @@ class ModerationPipeline:
         )
         await self.store.record_decision(item.id, case, [])
         await self._notify(case)
+        return False
 
     async def _process(self, item: QueueItem) -> None:
         if item.state == "acting":

@@ -22,7 +22,7 @@ from bot.domain import (
     Verdict,
     VerdictStatus,
 )
-from bot.pipeline import ModerationPipeline, new_case_id
+from bot.pipeline import ModerationPipeline, RepeatMemory, new_case_id
 from bot.store import SqliteStore
 from tests.helpers import RecordingSink, ScriptedClassifier, make_message
 
@@ -352,3 +352,31 @@ async def test_restart_finishes_effects_a_moderator_asked_for_after_the_decision
     assert stored is not None
     assert [r.outcome for r in stored.effects] == [EffectOutcome.INTERRUPTED, EffectOutcome.DONE]
     assert await store.cases_with_unfinished_effects() == []
+
+
+async def test_messages_submitted_before_start_are_decided_once(
+    store: SqliteStore, classifier: ScriptedClassifier, sink: RecordingSink
+) -> None:
+    await store.add_policy_version("s1", "harassment", "policy text", "", "test")
+    p = ModerationPipeline(store, classifier, {"console": sink}, workers=2)
+    for i in range(40):  # more than the workers, as a gateway's backlog at start-up would be
+        await p.submit(make_message(f"m{i}", f"text {i} idiot"))
+    await p.start()  # finds the same 40 in the database
+    await asyncio.wait_for(p.drain(), 10)
+    await p.stop()
+    assert len(classifier.calls) == 40 and len(sink.executed) == 40
+    assert await store.queue_counts() == {"done": 40}
+
+
+async def test_repeat_memory_forgets_expired_texts_as_it_goes() -> None:
+    now = [0.0]
+    memory = RepeatMemory(clock=lambda: now[0])
+    verdicts = (Verdict(policy="p", policy_version=1),)
+    for i in range(10):
+        memory.begin(("s", i))
+        memory.end(("s", i), verdicts, window_seconds=600)
+    assert memory.recall(("s", 3), 600) == verdicts
+    now[0] = 601.0
+    memory.begin(("s", "new"))
+    memory.end(("s", "new"), verdicts, window_seconds=600)
+    assert list(memory._done) == [("s", "new")]  # the stale ten went on the next call, not at a size limit
