@@ -181,8 +181,9 @@ class ModerationPipeline:
         """Queue the work an earlier process left unfinished, first, then start the workers."""
         leftovers = await self.store.open_queue_items()
         for item in leftovers:
-            self._remember(item.message)
-            self._put(item)
+            if item.id not in self._queued:  # submitted already in this process: remembered then
+                self._remember(item.message)
+                self._put(item)
         if leftovers:
             log.info("resuming %d queued messages left by an earlier run", len(leftovers))
         await self._resume_decided_cases()
