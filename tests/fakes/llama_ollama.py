@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tests.fakes.recorder import Recorder, recording_middleware
+from tests.fakes.recorder import Recorder, recording_middleware, start_on_loopback
 
 if TYPE_CHECKING:  # pragma: no cover
     from llama_cpp import Llama
@@ -139,12 +139,7 @@ class LlamaOllama:
         self.port = 0
 
     async def start(self, port: int = 0) -> LlamaOllama:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.port = await start_on_loopback(self._runner, port)
         self.host = f"http://127.0.0.1:{self.port}"
         return self
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.recorder import Recorder, recording_middleware
+from tests.fakes.recorder import Recorder, recording_middleware, start_on_loopback
 
 _VIOLATES_RULE = re.compile(r"^-\s+([A-Z]{1,5}[1-9][0-9]?\.[a-z0-9]{1,3})\s*:", re.MULTILINE)
 _SAFE_RULE = re.compile(r"^-\s+([A-Z]{1,5}0\.[a-z0-9]{1,3})\s*:", re.MULTILINE)
@@ -89,12 +89,7 @@ class FakeOllama:
         self.host = ""
 
     async def start(self, port: int = 0) -> FakeOllama:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = await start_on_loopback(self._runner, port)
         self.host = f"http://127.0.0.1:{self.port}"
         if self.slots:
             self._slot_sem = asyncio.Semaphore(self.slots)

@@ -81,3 +81,13 @@ def recording_middleware(recorder: Recorder, strip_prefix: str = "") -> Any:
         return await handler(request)  # type: ignore[no-any-return]
 
     return middleware
+
+
+async def start_on_loopback(runner: web.AppRunner, port: int = 0) -> int:
+    """Serve a fake's app on 127.0.0.1 (port 0: any free one) and return the port it got."""
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    server = site._server
+    assert server is not None
+    return int(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
