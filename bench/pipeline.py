@@ -57,6 +57,7 @@ from bot.domain import (  # noqa: E402
     CaseStatus,
     Confidence,
     Effect,
+    EffectContext,
     EffectKind,
     EffectOutcome,
     EffectResult,
@@ -114,8 +115,10 @@ class MemorySink:
     def __init__(self) -> None:
         self.executed: list[tuple[str, EffectKind]] = []
 
-    async def execute(self, effect: Effect, case: Case) -> EffectResult:
-        self.executed.append((case.id, effect.kind))
+    supported_effects = frozenset(EffectKind)
+
+    async def execute(self, effect: Effect, context: EffectContext) -> EffectResult:
+        self.executed.append((context.case.id, effect.kind))
         return EffectResult(outcome=EffectOutcome.DONE, detail="in memory")
 
 

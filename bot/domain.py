@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from bot.sanitise import valid_text
+
 
 def _require_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
@@ -50,37 +52,73 @@ class Mode(StrEnum):
 # ---------------------------------------------------------------- messages
 
 
+# Platform JSON may carry lone surrogates and NULs; they are made valid here, at the
+# boundary, so that nothing downstream (the store, the model client, logs) can fail on them.
+ValidText = Annotated[str, AfterValidator(valid_text)]
+
+
 class Author(Frozen):
-    id: str
-    name: str = ""
-    roles: tuple[str, ...] = ()
+    id: ValidText
+    name: ValidText = ""
+    roles: tuple[ValidText, ...] = ()
     is_bot: bool = False
 
 
 class Attachment(Frozen):
-    name: str
-    content_type: str = ""
+    name: ValidText
+    content_type: ValidText = ""
 
 
 class Message(Frozen):
-    platform: str
-    server_id: str
-    channel_id: str
-    message_id: str
+    """One revision of one chat message, as every platform adapter hands it to the core.
+
+    `channel_id` is where the message lives and where effects address it: the thread,
+    for a message in a thread or forum post. `parent_channel_id` is the channel that
+    thread belongs to; exemptions and policy scope apply to it (`scope_channel_id`).
+    An edit is a new revision of the same message: same ids, new text, `edited` set and
+    `edited_at` the platform's time of the edit.
+    """
+
+    platform: ValidText
+    server_id: ValidText
+    channel_id: ValidText
+    message_id: ValidText
     author: Author
-    text: str = ""
+    text: ValidText = ""
     attachments: tuple[Attachment, ...] = ()
-    reply_to: str | None = None
+    reply_to: ValidText | None = None
     sent_at: UtcDatetime = Field(default_factory=utcnow)
     edited: bool = False
+    edited_at: UtcDatetime | None = None
+    parent_channel_id: ValidText | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
         """The identity that makes intake idempotent: gateways replay events."""
         return (self.platform, self.server_id, self.message_id)
 
+    @property
+    def scope_channel_id(self) -> str:
+        """The channel whose exemptions and scope apply: a thread's parent, else the channel itself."""
+        return self.parent_channel_id or self.channel_id
+
+    @property
+    def revised_at(self) -> datetime:
+        """When this revision was written: the edit's time, else the message's."""
+        return self.edited_at or self.sent_at
+
 
 # ---------------------------------------------------------------- policies
+
+
+class AuthorNotice(StrEnum):
+    """How a policy's notice to the author reads."""
+
+    # The rule ids and their text, with an appeal button.
+    REMOVAL = "removal"
+    # A caring message with support resources: no removal wording, no appeal button,
+    # never a strike (the self-harm policy).
+    SUPPORT = "support"
 
 
 class Policy(Frozen):
@@ -94,6 +132,36 @@ class Policy(Frozen):
     author: str = ""
     enabled: bool = True
     created_at: UtcDatetime = Field(default_factory=utcnow)
+    # Flags for a sensitive policy (sexual content involving minors, doxxing) carry no
+    # excerpt of the content, only a link to the message.
+    sensitive: bool = False
+    author_notice: AuthorNotice = AuthorNotice.REMOVAL
+    # The policy's own words to the author: for SUPPORT, the caring message and resources.
+    notice_text: str = ""
+
+
+class RuleText(Frozen):
+    """One rule of a policy as a notice quotes it."""
+
+    id: str
+    text: str
+    # False: the model cited a rule id the policy does not define.
+    known: bool = True
+
+
+class PolicyBrief(Frozen):
+    """What a sink needs of one policy version to word a flag or a notice; never the policy text."""
+
+    name: str
+    version: int
+    sensitive: bool = False
+    author_notice: AuthorNotice = AuthorNotice.REMOVAL
+    notice_text: str = ""
+    rules: tuple[RuleText, ...] = ()
+
+    def rule(self, rule_id: str) -> RuleText:
+        found = next((r for r in self.rules if r.id == rule_id), None)
+        return found or RuleText(id=rule_id, text="", known=False)
 
 
 # ---------------------------------------------------------------- verdicts
@@ -146,6 +214,9 @@ class EffectKind(StrEnum):
     # Issued by the moderation workflow, never by the model's effect rules:
     LIFT_TIMEOUT = "lift_timeout"  # an overturned appeal ends the author's timeout
     NOTIFY_APPEAL_OUTCOME = "notify_appeal_outcome"  # tell the author how their appeal ended
+    # Edit the case's flag post through its stored reference: who decided what, buttons
+    # disabled; or a raid's count and authors as repeats join the flag.
+    UPDATE_FLAG = "update_flag"
 
 
 class EffectOutcome(StrEnum):
@@ -180,6 +251,8 @@ class EffectRecord(Frozen):
     effect: Effect
     outcome: EffectOutcome
     detail: str = ""
+    # The platform's reference to what the effect made (the flag post, the DM), when it made one.
+    reference: str | None = None
     updated_at: UtcDatetime = Field(default_factory=utcnow)
 
 
@@ -188,6 +261,9 @@ class EffectResult(Frozen):
 
     outcome: Literal[EffectOutcome.DONE, EffectOutcome.FAILED, EffectOutcome.UNSUPPORTED]
     detail: str = ""
+    # An opaque platform reference (for example "channel_id/message_id" of a flag post),
+    # stored with the effect so that later effects can edit what this one posted.
+    reference: str | None = None
 
 
 # ---------------------------------------------------------------- cases
@@ -224,6 +300,21 @@ class Case(Frozen):
     @property
     def rule_ids(self) -> tuple[str, ...]:
         return tuple(r for v in self.verdicts if v.violation for r in v.rule_ids)
+
+
+class AuthorHistory(Frozen):
+    """The author's record in this server, shown beside a flag."""
+
+    days: int = 30
+    cases: int = 0  # cases flagged in the last `days`
+    confirmed: int = 0  # of those, confirmed or upheld by a moderator
+
+
+class FlagJoins(Frozen):
+    """Repeats of a flagged text that joined this case's flag instead of posting their own (a raid)."""
+
+    count: int = 0
+    author_ids: tuple[str, ...] = ()
 
 
 class DecisionAction(StrEnum):
@@ -331,3 +422,25 @@ class ServerSettings(Frozen):
     # model has answered for health_clear_after_minutes.
     health_alert_after_minutes: int = Field(default=10, ge=1)
     health_clear_after_minutes: int = Field(default=5, ge=0)
+
+
+# ---------------------------------------------------------------- what a sink is given
+
+
+class EffectContext(Frozen):
+    """Everything a platform sink needs to carry out one effect of a case.
+
+    Built by the core; a sink never queries the store itself.
+    """
+
+    case: Case
+    settings: ServerSettings
+    # The policy versions the case's verdicts cite, with their rules' text.
+    policies: tuple[PolicyBrief, ...] = ()
+    history: AuthorHistory = AuthorHistory()
+    # The stored reference of the case's flag post, for UPDATE_FLAG.
+    flag_reference: str | None = None
+    joins: FlagJoins = FlagJoins()
+
+    def policy(self, name: str | None) -> PolicyBrief | None:
+        return next((p for p in self.policies if p.name == name), None)

@@ -128,6 +128,22 @@ def parse_policy(text: str, source: str = "<policy>", expected_name: str | None 
     return doc
 
 
+def rules_in(body: str) -> list[Rule]:
+    """The rules a policy body defines (VIOLATES and SAFE lines), in order, without checking anything else."""
+    rules: list[Rule] = []
+    section = ""
+    for lineno, raw in enumerate(body.splitlines(), start=1):
+        line = raw.rstrip()
+        heading = HEADING_RE.match(line)
+        if heading:
+            section = heading.group(1)
+            continue
+        m = RULE_LINE_RE.match(line)
+        if m and section in ("VIOLATES", "SAFE"):
+            rules.append(Rule(m.group(1), section == "VIOLATES", m.group(2).strip(), lineno))
+    return rules
+
+
 def load_policy_file(path: Path) -> PolicyDocument:
     """Read a policy file; raise PolicyFormatError (file:line) if it has errors."""
     try:

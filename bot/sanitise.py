@@ -13,6 +13,16 @@ _FULLWIDTH_BAR = "\uff5c"
 _OTHER_MARKERS = re.compile(r"<(/?)(start_of_turn|end_of_turn|s|bos|eos|im_start|im_end)>|\[(/?)INST\]", re.IGNORECASE)
 _INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
 _WHITESPACE = re.compile(r"\s+")
+_LONE_SURROGATE_OR_NUL = re.compile("[\ud800-\udfff\x00]")
+
+
+def valid_text(text: str) -> str:
+    """Text any codec, database and client accepts: lone surrogates and NUL become U+FFFD.
+
+    JSON from a platform (or a file) may encode a lone surrogate ("\\ud800"); Python
+    decodes it into a str that cannot be encoded to UTF-8, and would fail far downstream.
+    """
+    return _LONE_SURROGATE_OR_NUL.sub("\ufffd", text)
 
 
 def neutralise_control_tokens(text: str) -> str:

@@ -16,6 +16,8 @@ from bot.domain import (
     Case,
     Confidence,
     Effect,
+    EffectContext,
+    EffectKind,
     EffectOutcome,
     EffectResult,
     Message,
@@ -85,7 +87,10 @@ class RecordingSink:
     outcome: EffectOutcome = EffectOutcome.DONE
     before: Callable[[Effect, Case], None] | None = None
 
-    async def execute(self, effect: Effect, case: Case) -> EffectResult:
+    supported_effects: frozenset[EffectKind] = frozenset(EffectKind)
+
+    async def execute(self, effect: Effect, context: EffectContext) -> EffectResult:
+        case = context.case
         if self.before is not None:
             self.before(effect, case)
         self.executed.append((case.id, effect))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from bot.domain import Case, Effect, EffectOutcome, EffectResult
+from bot.domain import Effect, EffectContext, EffectKind, EffectOutcome, EffectResult
 from bot.sanitise import safe_echo
 
 
@@ -16,7 +16,12 @@ class ConsoleEffectSink:
         self._out = out or sys.stderr
         self._enabled = enabled
 
-    async def execute(self, effect: Effect, case: Case) -> EffectResult:
+    @property
+    def supported_effects(self) -> frozenset[EffectKind]:
+        return frozenset(EffectKind)  # printing can stand in for any effect
+
+    async def execute(self, effect: Effect, context: EffectContext) -> EffectResult:
+        case = context.case
         if self._enabled:
             minutes = f" {effect.timeout_minutes}min" if effect.timeout_minutes else ""
             print(

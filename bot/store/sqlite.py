@@ -417,20 +417,27 @@ class SqliteStore:
             await self._insert_verdicts(conn, [(case_id, v) for v in verdicts], appeal_id)
 
     async def set_effect_outcome(
-        self, case_id: str, seq: int, outcome: EffectOutcome, detail: str = "", finish_queue_id: int | None = None
+        self,
+        case_id: str,
+        seq: int,
+        outcome: EffectOutcome,
+        detail: str = "",
+        finish_queue_id: int | None = None,
+        reference: str | None = None,
     ) -> None:
         """Record an effect's intent or result; with finish_queue_id, also complete the queue item."""
-        await self._outcomes.add((case_id, seq, outcome, detail, finish_queue_id))
+        await self._outcomes.add((case_id, seq, outcome, detail, finish_queue_id, reference))
 
     async def _write_outcomes(
-        self, conn: aiosqlite.Connection, items: Sequence[tuple[str, int, EffectOutcome, str, int | None]]
+        self, conn: aiosqlite.Connection, items: Sequence[tuple[str, int, EffectOutcome, str, int | None, str | None]]
     ) -> list[None]:
         ts = self._ts()
         await conn.executemany(
-            "UPDATE effects SET outcome = ?, detail = ?, updated_at = ? WHERE case_id = ? AND seq = ?",
-            [(outcome.value, detail, ts, case_id, seq) for case_id, seq, outcome, detail, _ in items],
+            "UPDATE effects SET outcome = ?, detail = ?, reference = COALESCE(?, reference), updated_at = ?"
+            " WHERE case_id = ? AND seq = ?",
+            [(outcome.value, detail, ref, ts, case_id, seq) for case_id, seq, outcome, detail, _, ref in items],
         )
-        finished = [(ts, queue_id) for *_, queue_id in items if queue_id is not None]
+        finished = [(ts, queue_id) for _, _, _, _, queue_id, _ in items if queue_id is not None]
         if finished:
             await conn.executemany(
                 "UPDATE queue SET state = 'done', message = NULL, updated_at = ? WHERE id = ?", finished
@@ -501,8 +508,8 @@ class SqliteStore:
             ids,
         )
         effect_rows = await self.fetchall(
-            f"SELECT case_id, seq, effect, outcome, detail, updated_at FROM effects WHERE case_id IN ({marks})"
-            " ORDER BY case_id, seq",
+            "SELECT case_id, seq, effect, outcome, detail, updated_at, reference FROM effects"
+            f" WHERE case_id IN ({marks}) ORDER BY case_id, seq",
             ids,
         )
         verdicts: dict[str, list[Verdict]] = {}
@@ -518,6 +525,7 @@ class SqliteStore:
                     outcome=EffectOutcome(e[3]),
                     detail=e[4],
                     updated_at=datetime.fromisoformat(e[5]),
+                    reference=e[6],
                 )
             )
         cases = []

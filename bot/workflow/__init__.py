@@ -6,16 +6,7 @@ core, whatever the adapter did before.
 """
 
 from bot.domain import DecisionAction
-from bot.workflow.actors import Actor, is_admin, is_moderator, require_admin, require_moderator, settings_or_default
-from bot.workflow.appeals import MAX_STATEMENT_CHARS, Appeals
-from bot.workflow.decisions import HumanDecision, decisions_for
-from bot.workflow.digest import build_digest, send_due_digests
-from bot.workflow.errors import AlreadyDecided, NotAuthorised, NotFound, PolicyRejected, Refused, WorkflowError
-from bot.workflow.escalation import step_for
-from bot.workflow.health import HealthReport, HealthState, OllamaProbe, probe_model
-from bot.workflow.jobs import JOB_NAMES, JobIntervals, WorkflowJobs, schedule_jobs, start_jobs
-from bot.workflow.labels import export_labels
-from bot.workflow.notices import (
+from bot.notices import (
     AppealFiled,
     AppealReminder,
     AppealView,
@@ -26,6 +17,15 @@ from bot.workflow.notices import (
     PolicyCount,
     WaitingAppeal,
 )
+from bot.workflow.actors import Actor, is_admin, is_moderator, require_admin, require_moderator, settings_or_default
+from bot.workflow.appeals import MAX_STATEMENT_CHARS, Appeals
+from bot.workflow.decisions import HumanDecision, decisions_for
+from bot.workflow.digest import build_digest, send_due_digests
+from bot.workflow.errors import AlreadyDecided, NotAuthorised, NotFound, PolicyRejected, Refused, WorkflowError
+from bot.workflow.escalation import step_for
+from bot.workflow.health import HealthReport, HealthState, OllamaProbe, probe_model
+from bot.workflow.jobs import JOB_NAMES, JobIntervals, WorkflowJobs, schedule_jobs, start_jobs
+from bot.workflow.labels import export_labels
 from bot.workflow.policies import (
     AuditEntry,
     PolicyAdmin,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from bot.domain import EffectOutcome, EffectResult, ServerSettings
+from bot.notices import Notice
 from bot.store import SqliteStore
-from bot.workflow.notices import Notice
 from bot.workflow.ports import ModChannel
 
 log = logging.getLogger(__name__)

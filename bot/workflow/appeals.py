@@ -23,6 +23,7 @@ from bot.domain import (
     utcnow,
 )
 from bot.effect_runner import carry_out
+from bot.notices import AppealFiled, AppealView
 from bot.ports import Classifier, EffectSink
 from bot.store import SqliteStore
 from bot.store.sqlite import verdict_from_row
@@ -37,7 +38,6 @@ from bot.workflow.decisions import (
     refuse_if_decided,
 )
 from bot.workflow.errors import NotAuthorised, NotFound, Refused
-from bot.workflow.notices import AppealFiled, AppealView
 from bot.workflow.ports import Clock, ModChannel
 from bot.workflow.review import DecisionOutcome, check_note, load_case
 

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 
 from bot.domain import ServerSettings
 from bot.evaluation.shadow import shadow_report
+from bot.notices import Digest, PolicyCount
 from bot.store import SqliteStore
 from bot.workflow._notify import post, servers_with_mod_channel
-from bot.workflow.notices import Digest, PolicyCount
 from bot.workflow.ports import ModChannel
 
 # A digest missed at its hour (the bot was down) is still sent this long after it.

@@ -10,9 +10,9 @@ import httpx
 import ollama
 
 from bot.domain import Frozen, UtcDatetime
+from bot.notices import ModelOutage, ModelRecovered, Notice
 from bot.store import SqliteStore
 from bot.workflow._notify import post, servers_with_mod_channel
-from bot.workflow.notices import ModelOutage, ModelRecovered, Notice
 from bot.workflow.ports import ModChannel, ModelProbe
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.domain import utcnow
+from bot.notices import AppealReminder, Digest
 from bot.store import SqliteStore
 from bot.workflow.digest import send_due_digests
 from bot.workflow.health import HealthReport, probe_model
-from bot.workflow.notices import AppealReminder, Digest
 from bot.workflow.ports import Clock, ModChannel, ModelProbe
 from bot.workflow.reminders import remind_waiting_appeals
 from bot.workflow.retention import purge_message_text

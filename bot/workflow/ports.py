@@ -1,4 +1,4 @@
-"""What the workflow needs from the outside beyond the core's ports: a mod channel and a model probe."""
+"""What the workflow needs from the outside beyond the core's ports: a clock and a model probe."""
 
 from __future__ import annotations
 
@@ -6,19 +6,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from bot.domain import EffectResult, ServerSettings
-from bot.workflow.notices import Notice
+from bot.ports import ModChannel
 
 Clock = Callable[[], datetime]
 
-
-class ModChannel(Protocol):
-    """Posts a notice that belongs to no single case (reminders, digests, health) to a server's mod channel.
-
-    Returns what happened; an adapter without a mod channel for the server says UNSUPPORTED.
-    """
-
-    async def post(self, server: ServerSettings, notice: Notice) -> EffectResult: ...
+__all__ = ["Clock", "ModChannel", "ModelProbe"]
 
 
 class ModelProbe(Protocol):

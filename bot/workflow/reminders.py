@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from bot.notices import AppealReminder, WaitingAppeal
 from bot.store import SqliteStore
 from bot.workflow._notify import post, servers_with_mod_channel
-from bot.workflow.notices import AppealReminder, WaitingAppeal
 from bot.workflow.ports import ModChannel
 
 

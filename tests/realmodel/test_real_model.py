@@ -35,6 +35,8 @@ from bot.domain import (  # noqa: E402
     CaseStatus,
     Confidence,
     Effect,
+    EffectContext,
+    EffectKind,
     EffectOutcome,
     EffectResult,
     Effort,
@@ -119,8 +121,10 @@ class _RecordingSink:
     def __init__(self) -> None:
         self.executed: list[tuple[Effect, str]] = []
 
-    async def execute(self, effect: Effect, case: Case) -> EffectResult:
-        self.executed.append((effect, case.id))
+    supported_effects = frozenset(EffectKind)
+
+    async def execute(self, effect: Effect, context: EffectContext) -> EffectResult:
+        self.executed.append((effect, context.case.id))
         return EffectResult(outcome=EffectOutcome.DONE, detail="recorded")
 
 

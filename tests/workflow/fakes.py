@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from bot.domain import Case, Effect, EffectKind, EffectOutcome, EffectResult, ServerSettings
+from bot.domain import Case, Effect, EffectContext, EffectKind, EffectOutcome, EffectResult, ServerSettings
 from bot.workflow import Notice
 
 
@@ -35,8 +35,10 @@ class FakeSink:
     unsupported: set[EffectKind] = field(default_factory=set)
     failing: set[EffectKind] = field(default_factory=set)
 
-    async def execute(self, effect: Effect, case: Case) -> EffectResult:
-        self.executed.append((effect, case))
+    supported_effects: frozenset[EffectKind] = frozenset(EffectKind)
+
+    async def execute(self, effect: Effect, context: EffectContext) -> EffectResult:
+        self.executed.append((effect, context.case))
         if effect.kind in self.failing:
             raise RuntimeError(f"{effect.kind.value} failed")
         if effect.kind in self.unsupported:

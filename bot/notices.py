@@ -1,4 +1,4 @@
-"""Notices to a server's mod channel, as data: adapters decide how they look."""
+"""Notices to a server's mod channel, as data: adapters decide how they look (an exhaustive match over `Notice`)."""
 
 from __future__ import annotations
 
