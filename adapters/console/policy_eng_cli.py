@@ -13,8 +13,7 @@ from typing import Annotated
 import typer
 from tqdm import tqdm
 
-from adapters.console._groups import policy_app
-from adapters.console.cli import app, fail, load_settings
+from adapters.console.options import PLATFORM, PlatformOption, app, fail, load_settings, operator, policy_app, with_app
 from bot.bootstrap import build_classifier
 from bot.classifier import ModelRequestRejected, ModelUnavailable, OllamaClassifier, RetryPolicy
 from bot.domain import Effort
@@ -35,11 +34,9 @@ from bot.evaluation import (
     policy_test_lines,
     run_evaluation,
     run_policy_test,
-    shadow_report,
 )
 from bot.policy_format import PolicyDocument, PolicyFormatError, load_policy_file
 from bot.settings import ModbotSettings
-from bot.store import SqliteStore
 
 __all__ = ["app", "policy_app"]
 
@@ -292,6 +289,7 @@ def parse_since(value: str, now: datetime) -> datetime:
 @app.command("report")
 def report(
     server: Annotated[str, typer.Option("--server", "-s", help="The server (guild or workspace) id.")],
+    platform: PlatformOption = PLATFORM,
     db: Annotated[Path | None, typer.Option("--db", help="SQLite file. Default: $MODBOT_DB or modbot.db.")] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Only cases decided since: 7d, 24h or an ISO date.")
@@ -303,16 +301,8 @@ def report(
     if not settings.db.exists():
         raise fail(f"no database at {settings.db}: pass --db or set MODBOT_DB")
     start = parse_since(since, datetime.now(UTC)) if since else None
-
-    async def go() -> None:
-        store = await SqliteStore.open(settings.db)
-        try:
-            shadow = await shadow_report(store, server, start)
-        finally:
-            await store.close()
-        if as_json:
-            typer.echo(json.dumps(shadow.to_json(), ensure_ascii=False, indent=1))
-        else:
-            typer.echo(shadow.text())
-
-    asyncio.run(go())
+    shadow = with_app(db, lambda m: m.reports.shadow(operator(platform, server), start))
+    if as_json:
+        typer.echo(json.dumps(shadow.to_json(), ensure_ascii=False, indent=1))
+    else:
+        typer.echo(shadow.text())

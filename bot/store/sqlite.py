@@ -454,7 +454,8 @@ class SqliteCases:
             "SELECT COUNT(*) FROM cases c WHERE c.platform = ? AND c.server_id = ? AND c.author_id = ?"
             " AND c.created_at >= ? AND c.status IN (?, ?)"
             # A case flagged only by SUPPORT policies (self-harm) is never a strike.
-            f" AND NOT (EXISTS (SELECT 1 FROM verdicts v WHERE v.case_id = c.id AND v.appeal_id IS NULL AND {_FLAGGING})"
+            " AND NOT (EXISTS (SELECT 1 FROM verdicts v WHERE v.case_id = c.id AND v.appeal_id IS NULL"
+            f" AND {_FLAGGING})"
             " AND NOT EXISTS (SELECT 1 FROM verdicts v LEFT JOIN policies p ON p.platform = c.platform"
             " AND p.server_id = c.server_id AND p.name = v.policy AND p.version = v.policy_version"
             f" WHERE v.case_id = c.id AND v.appeal_id IS NULL AND {_FLAGGING}"
@@ -747,7 +748,8 @@ class SqliteDecisions:
 
     async def first(self, case_id: str, stage: Stage) -> HumanDecision | None:
         row = await self._db.fetchone(
-            f"SELECT {_DECISION_COLUMNS} FROM human_decisions WHERE case_id = ? AND action IN (?, ?) ORDER BY id LIMIT 1",
+            f"SELECT {_DECISION_COLUMNS} FROM human_decisions WHERE case_id = ? AND action IN (?, ?)"
+            " ORDER BY id LIMIT 1",
             (case_id, *_stage_actions(stage)),
         )
         return _decision(row) if row else None
@@ -857,7 +859,8 @@ class SqlitePolicies:
 
     async def versions(self, platform: str, server_id: str, name: str) -> list[Policy]:
         rows = await self._db.fetchall(
-            f"SELECT {_POLICY_COLUMNS} FROM policies WHERE platform = ? AND server_id = ? AND name = ? ORDER BY version",
+            f"SELECT {_POLICY_COLUMNS} FROM policies WHERE platform = ? AND server_id = ? AND name = ?"
+            " ORDER BY version",
             (platform, server_id, name),
         )
         return [_policy(r) for r in rows]
@@ -892,7 +895,8 @@ class SqlitePolicies:
         async with self._db.writing() as conn:
             cur = await conn.execute(
                 "INSERT INTO policy_drafts (platform, server_id, name, text, description, base_version, author,"
-                " summary, created_at, sensitive, author_notice, notice_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " summary, created_at, sensitive, author_notice, notice_text)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     platform,
                     server_id,

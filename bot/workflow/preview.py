@@ -162,7 +162,8 @@ class Previews:
                 raise _no_draft(server_id, draft_id)
             if draft.applied_by is not None:
                 raise Refused(
-                    f"draft {draft_id} was already applied by {draft.applied_by} as {draft.name} v{draft.applied_version}"
+                    f"draft {draft_id} was already applied by {draft.applied_by}"
+                    f" as {draft.name} v{draft.applied_version}"
                 )
             live = next(
                 (lp for lp in await tx.policies.live(platform, server_id) if lp.policy.name == draft.name), None
