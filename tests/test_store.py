@@ -10,7 +10,9 @@ import aiosqlite
 import pytest
 
 from bot.domain import Case, CaseStatus, Effect, EffectKind, EffectOutcome, Verdict
-from bot.store import SqliteStore, available_migrations, current_version, migrate
+from bot.store._migrations import available_migrations, current_version, migrate
+from bot.store.ports import PolicyContent
+from bot.store.sqlite import SqliteStore
 from tests.helpers import make_message
 
 MIGRATIONS = available_migrations()
@@ -83,9 +85,9 @@ async def test_decision_commits_case_effects_and_queue_together(store: SqliteSto
     await store.record_decision(qid, _case("C1", "m1"), [(flag, EffectOutcome.PENDING)])
     row = await store.fetchone("SELECT state, case_id FROM queue WHERE id = ?", (qid,))
     assert tuple(row) == ("acting", "C1")  # type: ignore[arg-type]
-    case = await store.get_case("C1")
+    case = await store.cases.get("C1")
     assert case is not None and case.message.text == "secret text" and case.effects[0].outcome is EffectOutcome.PENDING
-    await store.set_effect_outcome("C1", 1, EffectOutcome.DONE, "ok", finish_queue_id=qid)
+    await store.effects.set_outcome("C1", 1, EffectOutcome.DONE, "ok", finish_queue_id=qid)
     row = await store.fetchone("SELECT state, message FROM queue WHERE id = ?", (qid,))
     assert tuple(row) == ("done", None)  # type: ignore[arg-type]
 
@@ -106,11 +108,13 @@ async def test_a_failing_decision_writes_nothing_and_spares_its_batch(store: Sql
     assert (await store.fetchone("SELECT COUNT(*) FROM verdicts WHERE case_id = 'C1'"))[0] == 1  # type: ignore[index]
 
 
-async def test_policies_are_versioned_and_audited(store: SqliteStore) -> None:
-    await store.add_policy_version("s1", "spam", "v1 text", "d", "alice")
-    await store.add_policy_version("s1", "spam", "v2 text", "d", "bob")
-    live = await store.live_policies("s1")
-    assert [(lp.policy.version, lp.policy.text) for lp in live] == [(2, "v2 text")]
-    assert [p.version for p in await store.policy_versions("s1", "spam")] == [1, 2]
-    log = await store.audit_log("s1")
-    assert [(e["actor"], e["before"], e["after"]) for e in log] == [("alice", None, "v1"), ("bob", "v1", "v2")]
+async def test_policies_are_versioned(store: SqliteStore) -> None:
+    for author, text in (("alice", "v1 text"), ("bob", "v2 text")):
+        await store.policies.add_version(
+            "console", "s1", PolicyContent(name="spam", text=text, description="d"), author
+        )
+    live = await store.policies.live("console", "s1")
+    assert [(lp.policy.version, lp.policy.text, lp.policy.author) for lp in live] == [(2, "v2 text", "bob")]
+    assert [p.version for p in await store.policies.versions("console", "s1", "spam")] == [1, 2]
+    # Another platform's server of the same id has none of them.
+    assert await store.policies.live("discord", "s1") == []
