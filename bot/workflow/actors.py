@@ -69,9 +69,12 @@ def require_same_server(actor: Actor, case: Case, *, allow_no_server: bool = Fal
     Said as "not found": a server's moderators learn nothing of another server's cases.
     """
     msg = case.message
-    if actor.server_id is None and allow_no_server and actor.platform == msg.platform:
+    if actor.server_id is None:
+        if not allow_no_server:
+            actor.where()  # raises: moderators act from their server, where their roles are known
+        if actor.platform != msg.platform:
+            raise NotFound(f"no case {case.id!r} on {actor.platform}: check the id in the bot's message to you")
         return
-    actor.where()  # moderators act from their server
     if (actor.platform, actor.server_id) != (msg.platform, msg.server_id):
         raise NotFound(f"server {actor.server_id} has no case {case.id!r}: check the id against its open cases")
 

@@ -47,10 +47,7 @@ from bot.domain import (  # noqa: E402
 )
 from bot.pipeline import ModerationPipeline  # noqa: E402
 from bot.policy_format import load_policy_file  # noqa: E402
-from bot.policy_library import (
-    as_policy,
-    content_of,
-)
+from bot.policy_library import as_policy, content_of  # noqa: E402
 from bot.store.sqlite import SqliteStore  # noqa: E402
 from tests.fakes.llama_ollama import DEFAULT_MODEL_NAME, LlamaOllama  # noqa: E402
 
