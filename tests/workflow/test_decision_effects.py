@@ -103,15 +103,13 @@ async def test_a_confirmation_updates_the_flag_post_through_its_reference(store:
 
 async def test_a_case_never_posted_has_no_flag_to_update(store: FakeStore, sink: FakeSink) -> None:
     await configured(store)
-    case = await flagged_case(store)
-    await store.effects.set_outcome(case.id, 1, EffectOutcome.FAILED, "no permission")
-    # The stored reference stays with the effect that made it; a failed post made none here.
-    fresh = await flagged_case(store)
-    async with store.transaction():
-        store._state.effects[fresh.id] = [
-            r.model_copy(update={"reference": None}) for r in store._state.effects[fresh.id]
-        ]
-    await Reviews(store, {"console": sink}).dismiss(fresh.id, MOD)
+    msg = Message(platform="console", server_id=SERVER, channel_id="c", message_id="m", author=Author(id=AUTHOR.id))
+    queue_id = await store.enqueue(msg)
+    assert queue_id is not None
+    case = Case(id=new_case_id(), message=msg, status=CaseStatus.OPEN, verdicts=(verdict(),))
+    # The flag post failed: no reference was stored, so there is nothing to edit.
+    await store.record_decision(queue_id, case, [(Effect(kind=EffectKind.FLAG), EffectOutcome.FAILED)])
+    await Reviews(store, {"console": sink}).dismiss(case.id, MOD)
     assert sink.executed == []
 
 

@@ -74,7 +74,7 @@ def services(store: FakeStore, sink: FakeSink) -> tuple[Reviews, Appeals]:
 async def test_an_admin_of_one_server_cannot_touch_the_cases_of_another(store: FakeStore, sink: FakeSink) -> None:
     await setup(store)
     case_b = await case_in(store, B)
-    reviews, appeals = services(store, sink)
+    reviews, _appeals = services(store, sink)
     with pytest.raises(NotFound, match=f"server {A} has no case"):
         await reviews.confirm(case_b.id, ADMIN_A, delete=True)
     with pytest.raises(NotFound):
@@ -94,7 +94,7 @@ async def test_an_admin_of_one_server_cannot_touch_the_cases_of_another(store: F
 async def test_an_admin_of_one_server_cannot_decide_the_appeals_of_another(store: FakeStore, sink: FakeSink) -> None:
     await setup(store)
     case_b = await case_in(store, B)
-    reviews, appeals = services(store, sink)
+    _reviews, appeals = services(store, sink)
     await appeals.file(case_b.id, Actor(id=AUTHOR, platform="discord", server_id=B), "a quote")
     for call in (appeals.uphold, appeals.overturn):
         with pytest.raises(NotFound):
@@ -167,7 +167,7 @@ async def test_a_moderator_cannot_decide_about_their_own_message(store: FakeStor
 async def test_a_server_admin_may_and_the_audit_marks_it_a_self_review(store: FakeStore, sink: FakeSink) -> None:
     await setup(store)
     own = await case_in(store, A, author=ADMIN_A.id)
-    reviews, appeals = services(store, sink)
+    reviews, _appeals = services(store, sink)
     outcome = await reviews.dismiss(own.id, ADMIN_A, note="my own joke")
     assert outcome.decision.self_review
     (entry,) = await store.audit.for_server("discord", A)
