@@ -194,7 +194,7 @@ def _parse_front_matter(lines: list[str], check: _Checker) -> int:
     for i in range(1, end):
         lineno = i + 1
         raw = lines[i]
-        if not raw.strip():
+        if not raw.strip() or raw.lstrip().startswith("#"):  # a comment, as in YAML
             continue
         key, sep, value = raw.partition(":")
         key, value = key.strip(), value.strip()
