@@ -138,8 +138,8 @@ async def test_0005_keys_every_servers_rows_by_platform_and_keeps_them(tmp_path:
             (
                 "INSERT INTO policies (server_id, name, version, text, created_at) VALUES ('lone', 'p', 1, 'z', ?)",
                 (at,),
-                ("INSERT INTO policy_state (server_id, name) VALUES ('lone', 'p')", ()),
             ),
+            ("INSERT INTO policy_state (server_id, name) VALUES ('lone', 'p')", ()),
             (
                 "INSERT INTO cases (id, platform, server_id, channel_id, message_id, author_id, text, message, status,"
                 " violation, mode, created_at) VALUES ('C1', 'slack', 's2', 'c', 'm', 'u', 't', '{}', 'open', 1,"
