@@ -92,7 +92,13 @@ async def console_app(settings: ModbotSettings, *, retry: RetryPolicy | None = N
     )
 
 
-async def run(settings: ModbotSettings, *, stdin: bool = False, environ: Mapping[str, str] | None = None) -> int:
+async def run(
+    settings: ModbotSettings,
+    *,
+    stdin: bool = False,
+    environ: Mapping[str, str] | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
     """`modbot run`: every platform with credentials, and the console's stdin when none is set or asked for.
 
     The end of stdin stops the bot only when stdin is its only source; then the messages
@@ -113,7 +119,7 @@ async def run(settings: ModbotSettings, *, stdin: bool = False, environ: Mapping
         {name: platform.adapter for name, platform in running.items()},
         capabilities=declared_capabilities(env),
     )
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):

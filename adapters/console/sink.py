@@ -32,6 +32,8 @@ class ConsoleEffectSink:
                 "(sensitive: no excerpt)" if brief is not None and brief.sensitive else safe_echo(effect.reason, 200)
             )
             notice = f" notice={brief.author_notice.value}" if brief and effect.kind is EffectKind.NOTIFY_AUTHOR else ""
+            if effect.kind is EffectKind.UPDATE_FLAG:
+                notice = f" post={context.flag_reference} status={case.status.value} by={case.decided_by}"
             print(
                 f"[effect] case {case.id} {effect.kind.value}{minutes} policy={effect.policy}"
                 f" rules={','.join(effect.rule_ids)}{notice} reason={reason!r}",

@@ -269,3 +269,31 @@ async def test_preview_and_apply_from_the_command_line(db: Path, fake_ollama: Fa
     code, out, err = await run_modbot(db, fake_ollama, "policy", "apply", draft_id, "-s", SERVER, *MOD)
     assert code == 0, err
     assert f"harassment: draft {draft_id} is live as v2" in out
+
+
+def test_a_decision_from_the_command_line_updates_the_flag_post_through_its_stored_reference(db: Path) -> None:
+    case = seeded(db, effects=[(Effect(kind=EffectKind.FLAG), EffectOutcome.DONE)])
+
+    async def posted(store: SqliteStore) -> None:
+        await store.effects.set_outcome(case.id, 1, EffectOutcome.DONE, reference="mod-channel/777")
+
+    with_store(db, posted)
+    result = modbot(db, "review", "confirm", case.id, "-s", SERVER, *MOD, "--note", "insult")
+    assert "update_flag by mod-1: done" in ok(result)
+    assert f"[effect] case {case.id} update_flag" in result.stderr
+    assert "post=mod-channel/777 status=confirmed by=mod-1" in result.stderr
+
+    async def effects(store: SqliteStore) -> list[tuple[str, str]]:
+        stored = await store.cases.get(case.id)
+        assert stored is not None
+        return [(r.effect.kind.value, r.outcome.value) for r in stored.effects]
+
+    assert with_store(db, effects) == [("flag", "done"), ("update_flag", "done")]
+
+
+def test_every_command_that_acts_names_its_server_and_another_servers_case_is_not_found(db: Path) -> None:
+    case = seeded(db)
+    refused(modbot(db, "review", "confirm", case.id, "-s", "other-server", "--actor", "admin-1", "--admin"), "no case")
+    refused(modbot(db, "review", "confirm", case.id, "-s", SERVER, "--platform", "discord", *ADMIN), "no case")
+    missing = modbot(db, "review", "dismiss", case.id, *MOD)
+    assert missing.exit_code == 2 and "--server" in missing.output
