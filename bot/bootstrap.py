@@ -6,28 +6,21 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from bot.app import ModbotApp
 from bot.domain import utcnow
-from bot.pipeline import ModerationPipeline
-from bot.platforms import PlatformCapabilities, PlatformCatalog, PlatformRouter
-from bot.ports import Classifier, EffectSink, ModelProbe
-from bot.settings import ModbotSettings
-from bot.store.ports import ModerationStore
-from bot.workflow.appeals import Appeals
-from bot.workflow.jobs import JobIntervals, WorkflowJobs
-from bot.workflow.labels import Labels
-from bot.workflow.policies import PolicyAdmin
-from bot.workflow.ports import Clock
-from bot.workflow.preview import Previews
-from bot.workflow.reports import Reports
-from bot.workflow.review import Reviews
-from bot.workflow.server_settings import ServerSettingsService
-from bot.workflow.status import Status
 
 if TYPE_CHECKING:
+    # Only for types: a command that needs one piece (`modbot check`, the model client) must
+    # not pay for importing the pipeline and every workflow service.
+    from bot.app import ModbotApp
     from bot.classifier import OllamaClassifier, RetryPolicy
+    from bot.platforms import PlatformCapabilities
+    from bot.ports import Classifier, EffectSink, ModelProbe
+    from bot.settings import ModbotSettings
+    from bot.store.ports import ModerationStore
+    from bot.workflow.jobs import JobIntervals
+    from bot.workflow.ports import Clock
 
-__all__ = ["ModbotApp", "bootstrap", "build_classifier", "configure_logging"]
+__all__ = ["bootstrap", "build_classifier", "configure_logging"]
 
 
 def build_classifier(settings: ModbotSettings, retry: RetryPolicy | None = None) -> OllamaClassifier:
@@ -70,6 +63,19 @@ async def bootstrap(
     here or not (the launcher collects them), for `settings set` and `modbot status`.
     `run_jobs` False (admin commands) builds no model probe and schedules nothing.
     """
+    from bot.app import ModbotApp
+    from bot.pipeline import ModerationPipeline
+    from bot.platforms import PlatformCatalog, PlatformRouter
+    from bot.workflow.appeals import Appeals
+    from bot.workflow.jobs import JobIntervals, WorkflowJobs
+    from bot.workflow.labels import Labels
+    from bot.workflow.policies import PolicyAdmin
+    from bot.workflow.preview import Previews
+    from bot.workflow.reports import Reports
+    from bot.workflow.review import Reviews
+    from bot.workflow.server_settings import ServerSettingsService
+    from bot.workflow.status import Status
+
     if store is None:
         from bot.store.sqlite import SqliteStore
 

@@ -5,12 +5,15 @@ Persistence has its own ports in `bot.store.ports` (re-exported here as Moderati
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from bot.classifier.prompt import ClassificationRequest
 from bot.domain import Effect, EffectContext, EffectKind, EffectResult, ServerSettings, Verdict
 from bot.notices import Notice
 from bot.store.ports import ModerationStore
+
+if TYPE_CHECKING:
+    # The model client's request type: only named here, so that a port does not load the client.
+    from bot.classifier.prompt import ClassificationRequest
 
 
 class Classifier(Protocol):

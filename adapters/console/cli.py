@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adapters.console.options import DbOption, JsonOption, app, fail, load_settings, quick_retry, with_app
+from adapters.console.options import DbOption, EffortChoice, JsonOption, app, fail, load_settings, quick_retry, with_app
 
 if TYPE_CHECKING:
     from bot.app import ModbotApp
@@ -57,17 +57,15 @@ def policy_documents(settings: ModbotSettings, files: list[Path] | None) -> list
 def check(
     text: Annotated[str, typer.Argument(help="The message to classify.")],
     policy: PolicyOption = None,
-    effort: Annotated[str, typer.Option(help="Reasoning effort: low, medium or high.")] = "low",
+    effort: Annotated[EffortChoice, typer.Option(help="Reasoning effort.")] = EffortChoice.LOW,
     as_json: JsonOption = False,
 ) -> None:
     """Classify one text against policies and print each policy's verdict."""
     from bot.domain import Effort
 
-    if effort not in {e.value for e in Effort}:
-        raise fail(f"--effort {effort!r}: choose low, medium or high")
     settings = load_settings()
     docs = policy_documents(settings, policy)
-    code = asyncio.run(_check(settings, docs, text, Effort(effort), as_json))
+    code = asyncio.run(_check(settings, docs, text, Effort(effort.value), as_json))
     raise typer.Exit(code)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -36,6 +37,15 @@ PLATFORM = "console"
 # The person at the console holds the database file and can read it all anyway; reading
 # commands act as this operator, commands that change anything name their actor.
 OPERATOR = "console-operator"
+
+
+class EffortChoice(StrEnum):
+    """The reasoning efforts as the command line offers them (bot.domain.Effort, without importing the domain)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
 
 DbOption = Annotated[Path | None, typer.Option("--db", help="SQLite file. Default: $MODBOT_DB or modbot.db.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON instead of readable text.")]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 import typer
 
 from bot.domain import Case, EffectOutcome, EffectRecord, EffectResult, HumanDecision, ServerSettings, Verdict
 from bot.notices import AppealFiled, AppealReminder, AppealView, Digest, ModelOutage, ModelRecovered, Notice
 from bot.sanitise import safe_echo
-from bot.workflow.review import DecisionOutcome
+
+if TYPE_CHECKING:
+    # Only named: `modbot check` shows verdicts without loading the workflow.
+    from bot.workflow.review import DecisionOutcome
 
 
 def echo_json(value: Any) -> None:
