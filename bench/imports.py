@@ -18,7 +18,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 
-HELP = "import sys; sys.argv = ['modbot', '--help']\nfrom adapters.console.cli import main\ntry: main()\nexcept SystemExit: pass"
+HELP = (
+    "import sys; sys.argv = ['modbot', '--help']\n"
+    "from adapters.console.cli import main\n"
+    "try: main()\n"
+    "except SystemExit: pass"
+)
 # What `modbot check` imports before it calls the model: the CLI with its command modules,
 # then what the command itself loads.
 CHECK = (
@@ -41,7 +46,7 @@ def import_seconds(tree: Path, code: str) -> float:
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue
-        _, self_us, cumulative_us, name = (part for part in ("", *line[len("import time:") :].split("|")))
+        _self_us, cumulative_us, name = line[len("import time:") :].split("|")
         if not name.startswith(" ") or name.startswith("  "):
             continue  # only top-level imports: their cumulative time includes their children
         total_us += int(cumulative_us)

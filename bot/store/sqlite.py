@@ -137,6 +137,7 @@ class SqliteStore(_Repositories):
         self._intake = GroupCommit(self.raw_transaction, self._write_intake)
         self._decisions = GroupCommit(self.raw_transaction, self._write_decisions)
         self._outcomes = GroupCommit(self.raw_transaction, self._write_outcomes)
+        self._claims = GroupCommit(self.raw_transaction, self._write_claims)
         super().__init__(_Db(self, None))
 
     @classmethod
@@ -301,6 +302,9 @@ class SqliteStore(_Repositories):
         await _write_outcomes(conn, items, self._ts())
         return [None] * len(items)
 
+    async def _write_claims(self, conn: aiosqlite.Connection, items: Sequence[tuple[str, int]]) -> list[bool]:
+        return [await _claim(conn, case_id, seq, self._ts()) for case_id, seq in items]
+
     async def cases_with_unfinished_effects(self) -> list[str]:
         rows = await self.fetchall(
             "SELECT DISTINCT e.case_id FROM effects e JOIN queue q ON q.case_id = e.case_id"
@@ -313,6 +317,16 @@ class SqliteStore(_Repositories):
             await conn.execute(
                 "UPDATE queue SET state = 'done', message = NULL, updated_at = ? WHERE id = ?", (self._ts(), queue_id)
             )
+
+
+async def _claim(conn: aiosqlite.Connection, case_id: str, seq: int, ts: str) -> bool:
+    cur = await conn.execute(
+        "UPDATE effects SET outcome = 'started', updated_at = ? WHERE case_id = ? AND seq = ? AND outcome = 'pending'",
+        (ts, case_id, seq),
+    )
+    claimed = cur.rowcount == 1
+    await cur.close()
+    return claimed
 
 
 async def _write_outcomes(
@@ -587,15 +601,11 @@ class SqliteEffects:
         return records
 
     async def claim(self, case_id: str, seq: int) -> bool:
-        async with self._db.writing() as conn:
-            cur = await conn.execute(
-                "UPDATE effects SET outcome = 'started', updated_at = ? WHERE case_id = ? AND seq = ?"
-                " AND outcome = 'pending'",
-                (self._db.store._ts(), case_id, seq),
-            )
-            claimed = cur.rowcount == 1
-            await cur.close()
-        return claimed
+        if self._db.in_transaction:
+            async with self._db.writing() as conn:
+                return await _claim(conn, case_id, seq, self._db.store._ts())
+        # Claims of many workers share commits, as their outcomes do.
+        return await self._db.store._claims.add((case_id, seq))
 
     async def set_outcome(
         self,
