@@ -30,6 +30,7 @@ _RESTRICTION_FAILED = int(icu.USpoofChecks.RESTRICTION_LEVEL)
 COMMON = int(icu.UScriptCode.COMMON)
 INHERITED = int(icu.UScriptCode.INHERITED)
 LATIN = int(icu.UScriptCode.LATIN)
+CYRILLIC = int(icu.UScriptCode.CYRILLIC)
 
 
 def _ranges_class(pattern: str) -> str:
@@ -49,8 +50,9 @@ DEFAULT_IGNORABLE = re.compile(_ranges_class("[:Default_Ignorable_Code_Point:]")
 # The bidi controls among them (UAX #9 explicit formatting), told apart only to say so.
 BIDI_CONTROL = re.compile(_ranges_class("[:Bidi_Control:]"))
 # What a violation key keeps besides letters: pictographs (emoji and the symbols they grew
-# from) and the regional indicators that spell flags.
-_PICTOGRAPHIC = re.compile(_ranges_class("[[:Extended_Pictographic:][:Regional_Indicator:]]"))
+# from) and the regional indicators that spell flags. Only symbols: `‼` and `⁉` are
+# pictographic too, but punctuation, which raids vary.
+_PICTOGRAPHIC = re.compile(_ranges_class("[[[:Extended_Pictographic:][:Regional_Indicator:]]&[:So:]]"))
 
 
 def is_pictographic(char: str) -> bool:

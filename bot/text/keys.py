@@ -67,17 +67,32 @@ def violation_skeleton(text: str) -> tuple[str, ...]:
 
     Readable for tests and debugging; the key is its digest.
     """
-    text = unicodedata.normalize("NFKC", _unicode.DEFAULT_IGNORABLE.sub("", valid_text(text)))
+    # NFC only: composing `e` + U+0301 into `é` must not depend on how it was typed. The
+    # compatibility forms are read per character below, by how they look.
+    text = unicodedata.normalize("NFC", _unicode.DEFAULT_IGNORABLE.sub("", valid_text(text)))
     symbols: list[str] = []
     for char in text:
-        category = unicodedata.category(char)
-        if category[0] == "L":
-            symbols.append(letter_class(char))
-        elif _unicode.is_pictographic(char):
-            symbols.append(char)
-        # Digits, punctuation, symbols, spaces, controls and the combining marks NFKC could
-        # not compose into a letter (zalgo, strike-through) are what raids vary: dropped.
+        symbols.extend(_symbols_of(char))
     return tuple(symbols)
+
+
+@functools.lru_cache(maxsize=65536)
+def _symbols_of(char: str) -> tuple[str, ...]:
+    """What one character contributes to a violation skeleton.
+
+    A letter counts by its look (its UTS #39 skeleton), so `ſ` is an `f` and `ͺ` an `i`
+    even where NFKC reads them otherwise; a character NFKC spells as several letters or
+    that is not itself a letter counts by those letters (`ﬁ` is `f` `i`, `ⓘ` is `i`);
+    an emoji counts as itself.
+    Digits, punctuation, symbols, spaces, controls and the combining marks left after
+    composition (zalgo, strike-through) are what raids vary: they count for nothing.
+    """
+    letters = [c for c in unicodedata.normalize("NFKC", char) if unicodedata.category(c)[0] == "L"]
+    if unicodedata.category(char)[0] == "L" and len(letters) <= 1:
+        return (letter_class(char),)  # ℹ is a letter first, an emoji second
+    if letters:
+        return tuple(letter_class(c) for c in letters)
+    return (char,) if _unicode.is_pictographic(char) else ()
 
 
 @functools.lru_cache(maxsize=65536)
@@ -98,6 +113,8 @@ def _letter_classes() -> dict[str, str]:
     looks like `N`, its small `ν` like `v`) and `r`, `t`, `u`, `y` and `z` together. The
     basic Latin case pairs go first, and make `i` and `l` one class, because UTS #39 says a
     capital `I` is an `l`; that merge is the one a case-blind look-alike key cannot avoid.
+    What is refused is listed by `tests/text/test_keys.py`: a handful of Greek, Coptic,
+    Cherokee and Warang Citi case pairs (and `ſ`, which NFKC folds first anyway).
     """
     parent: dict[str, str] = {}
     anchored: dict[str, str] = {}  # class root -> the basic Latin letter it holds
@@ -130,8 +147,15 @@ def _letter_classes() -> dict[str, str]:
         node = _unicode.skeleton(lower)
         anchored.setdefault(find(node), lower)
         union(node, _unicode.skeleton(lower.upper()), forced=True)
-    for char in _unicode.characters("[[:Changes_When_Casefolded:]&[:L:]]"):
+    # Where two case pairs compete for one class, the first wins. Cyrillic goes first: it is
+    # the cased script most written after Latin, and the one evaders borrow from most
+    # (Cyrillic `Г`/`г` competes with Greek `Γ`/`γ`, whose `γ` reads as `y`).
+    cased = sorted(
+        (c for c in _unicode.characters("[[:Changes_When_Casefolded:]&[:L:]]") if not c.isascii()),
+        key=lambda c: (_unicode.script_of(c) != _unicode.CYRILLIC, ord(c)),
+    )
+    for char in cased:
         folded = char.casefold()
-        if len(folded) == 1 and not char.isascii():
+        if len(folded) == 1:
             union(_unicode.skeleton(char), _unicode.skeleton(folded), forced=False)
     return {node: find(node) for node in list(parent)}
