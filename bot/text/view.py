@@ -24,7 +24,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]+")
 # U+2800 BRAILLE PATTERN BLANK renders as a space in every font but is not whitespace to
 # Unicode: it is how "empty" messages and invisible padding are made.
 _BLANK = "\u2800"
-_WHITESPACE_RUN = re.compile(rf"[\s{_BLANK}]+")
+# A run of two or more, or one that is not a plain space: single spaces, most of any text,
+# are left alone without a call per match.
+_WHITESPACE_RUN = re.compile(rf"[\s{_BLANK}]{{2,}}|(?! )[\s{_BLANK}]")
 _LINE_BREAK = re.compile(r"[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 
@@ -166,7 +168,12 @@ def fold_lookalikes(text: str) -> str:
     for match in _words(text):
         out.append(text[start : match[0]])
         word = text[match[0] : match[1]]
-        out.append(_fold_word(word) if not word.isascii() and _unicode.mixes_scripts(word) else word)
+        if word.isascii():
+            out.append(word)
+        elif len(word) <= _CACHED_WORD_CHARS:
+            out.append(_fold_if_mixed(word))
+        else:
+            out.append(_fold_word(word) if _unicode.mixes_scripts(word) else word)
         start = match[1]
     out.append(text[start:])
     return "".join(out)
@@ -186,6 +193,16 @@ def _words(text: str) -> list[tuple[int, int]]:
     if begin >= 0:
         spans.append((begin, len(text)))
     return spans
+
+
+# A raid repeats its words, so folded words are remembered; only short ones, so hostile
+# 40,000-character words cannot fill memory.
+_CACHED_WORD_CHARS = 64
+
+
+@functools.lru_cache(maxsize=16384)
+def _fold_if_mixed(word: str) -> str:
+    return _fold_word(word) if _unicode.mixes_scripts(word) else word
 
 
 def _fold_word(word: str) -> str:
