@@ -169,7 +169,7 @@ class SlackAdapter:
     async def start(self) -> None:
         if self.mode is ConnectionMode.SOCKET:
             self._socket = AsyncSocketModeHandler(self.app, app_token=self.settings.secret("SLACK_APP_TOKEN"))
-            await self._socket.connect_async()
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack_bolt
             log.info("slack: connected over Socket Mode")
             return
         self._http = web.AppRunner(self.app.web_app(path=EVENTS_PATH), access_log=None)
@@ -182,7 +182,7 @@ class SlackAdapter:
 
     async def stop(self) -> None:
         if self._socket is not None:
-            await self._socket.close_async()
+            await self._socket.close_async()  # type: ignore[no-untyped-call]  # untyped in slack_bolt
             self._socket = None
         if self._http is not None:
             await self._http.cleanup()

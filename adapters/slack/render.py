@@ -67,6 +67,7 @@ _SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _SAFE_URL = re.compile(r"^https?://[^\s<>|]+$")
 _BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 _ZWSP = "\u200b"
+_TOKEN_START = re.compile(r"<(?=[!@#])")
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 Block = dict[str, Any]
@@ -139,8 +140,12 @@ def escaped_within(text: str, limit: int) -> str:
 
 
 def plain_within(text: str, limit: int) -> str:
-    """Plain text (buttons, headers, titles) cut to `limit` characters."""
-    text = valid_text(text)
+    """Plain text (buttons, headers, titles) cut to `limit` characters.
+
+    Slack does not parse plain_text; a zero-width space after "<" and "@" keeps even a
+    copy of it from ever reading as a mention.
+    """
+    text = _TOKEN_START.sub("<" + _ZWSP, _BROADCAST.sub(lambda m: "@" + _ZWSP + m.group(1), valid_text(text)))
     if len(text) <= limit:
         return text
     return text[: max(0, limit - len(ELLIPSIS))] + ELLIPSIS
