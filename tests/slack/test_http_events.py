@@ -188,3 +188,15 @@ async def test_an_unreadable_payload_is_acknowledged_and_dropped(make_workspace:
     assert (await fake.deliver(ws.events_url, barrier))[0] == 200
     await ws.settle()
     assert [c.message.channel_id for c in ws.cases] == ["C0BARRIER"]
+
+
+async def test_a_thread_in_an_exempt_channel_is_exempt_with_it(make_workspace: MakeWorkspace) -> None:
+    ws = await make_workspace("http", exempt_channel_ids=("C0STAFF",))
+    fake = ws.fake
+    root = fake.user_message("staff only", channel="C0STAFF")
+    reply = fake.user_message("you idiot", channel="C0STAFF", thread_ts=root["event"]["ts"])
+    for body in (root, reply):
+        assert (await fake.deliver(ws.events_url, body))[0] == 200
+    await ws.settle()
+    assert [(c.status, c.skipped_reason) for c in ws.cases] == [(CaseStatus.SKIPPED, "channel is exempt")] * 2
+    assert fake.calls_to("chat.postMessage") == [] and ws.model.calls == []
