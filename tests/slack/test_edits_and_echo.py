@@ -138,3 +138,16 @@ def _text_objects(value: object) -> list[dict[str, object]]:
         for v in value:
             found += _text_objects(v)
     return found
+
+
+async def test_a_retry_of_an_event_already_taken_in_is_not_submitted_again(
+    fake_slack: FakeSlack, intake_only: tuple[SlackAdapter, RecordingIntake]
+) -> None:
+    # The event-id memory spares the store a second write; the core's idempotent intake
+    # is what guarantees one decision (test_http_events covers that with a real pipeline).
+    adapter, intake = intake_only
+    url = f"http://127.0.0.1:{adapter.port}/slack/events"
+    event = fake_slack.user_message("hello")
+    for retry in (None, 1, 2):
+        assert (await fake_slack.deliver(url, event, retry_num=retry))[0] == 200
+    assert [m.text for m in intake.submitted] == ["hello"]
