@@ -12,7 +12,7 @@ import json
 import re
 import tomllib
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -201,6 +201,7 @@ Rule = Annotated[
     Field(discriminator="kind"),
 ]
 RuleKind = Literal["scam-links", "invite-links", "mention-flood", "duplicate-flood", "word-list"]
+_KINDS: frozenset[str] = frozenset(get_args(RuleKind))
 
 
 def default_rules() -> tuple[Rule, ...]:
@@ -267,9 +268,6 @@ def _where(loc: tuple[int | str, ...]) -> str:
         else:
             parts.append(("." if parts else "") + item)
     return "".join(parts) or "rule set"
-
-
-_KINDS = {"scam-links", "invite-links", "mention-flood", "duplicate-flood", "word-list"}
 
 
 def validate_rule_set(data: object, source: str = "<rules>") -> RuleSet:
