@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from bot.domain import Effort, Message, Policy, Verdict
 from bot.triage.config import RuleSet, TriageMode
@@ -90,6 +91,13 @@ class TriageResult:
     @property
     def screened_out(self) -> bool:
         return self.screen is not None and self.screen.screened_out
+
+    @property
+    def outcome(self) -> Literal["rule", "screened"] | None:
+        """The `modbot_messages_total` outcome when triage settled the message, else None."""
+        if self.decided_by_rule:
+            return "rule"
+        return "screened" if self.screened_out else None
 
     @property
     def model_calls(self) -> int:

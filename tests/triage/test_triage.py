@@ -76,6 +76,7 @@ async def test_a_rule_hit_decides_without_any_model_call() -> None:
     assert result.decided_by_rule
     assert model.screen_calls == 0 and model.policy_calls == []
     assert result.model_calls == 0
+    assert result.outcome == "rule"
     (record,) = result.records
     assert record.policy == RULES_POLICY and record.violation and record.rule_ids == ("mention-flood",)
 
@@ -94,13 +95,14 @@ async def test_the_screen_calls_once_and_then_asks_only_the_named_policies() -> 
     assert model.screen_calls == 1
     assert model.policy_calls == [("harassment", Effort.MEDIUM), ("violent-threats", Effort.MEDIUM)]
     assert result.model_calls == 3
+    assert result.outcome is None  # the per-policy verdicts settle it
     assert result.records[0].policy == SCREEN_POLICY
 
 
 async def test_a_screened_out_message_has_no_per_policy_calls_and_its_case_says_so() -> None:
     model = Model(screen_answers=[[]])
     result = await run("see you all tomorrow", model, server(TriageMode.SCREEN))
-    assert result.screened_out
+    assert result.screened_out and result.outcome == "screened"
     assert model.screen_calls == 1 and model.policy_calls == []
     (record,) = result.records
     assert record.policy == SCREEN_POLICY and not record.violation
