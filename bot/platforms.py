@@ -104,6 +104,10 @@ class PlatformRouter:
     def of(cls, sinks: Mapping[str, EffectSink] | PlatformRouter) -> PlatformRouter:
         return sinks if isinstance(sinks, PlatformRouter) else cls(sinks)
 
+    def add(self, platform: str, adapter: EffectSink) -> None:
+        """Register an adapter built after the router (it needed the pipeline to submit to)."""
+        self._adapters[platform] = adapter
+
     def get(self, platform: str) -> EffectSink | None:
         """The sink for a platform running in this process."""
         return self._adapters.get(platform)
