@@ -11,3 +11,7 @@ ALTER TABLE policy_drafts ADD COLUMN author_notice TEXT NOT NULL DEFAULT 'remova
 ALTER TABLE policy_drafts ADD COLUMN notice_text TEXT NOT NULL DEFAULT '';
 
 ALTER TABLE human_decisions ADD COLUMN self_review INTEGER NOT NULL DEFAULT 0;
+
+-- Effects waiting to be carried out (a decision taken in another process leaves them for the
+-- bot that runs the platform): found every few seconds without reading every effect.
+CREATE INDEX effects_unfinished ON effects (case_id) WHERE outcome IN ('pending', 'started');
