@@ -10,6 +10,7 @@ a moderator-role ping, explicitly.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,7 +38,6 @@ from bot.notices import (
     ModelRecovered,
     Notice,
 )
-from bot.sanitise import defuse_mentions
 
 CONTENT_LIMIT = 2000
 TITLE_LIMIT = 256
@@ -51,6 +51,10 @@ EMBED_TOTAL_LIMIT = 6000
 EXCERPT_LIMIT = 1000
 AUTHOR_EXCERPT_LIMIT = 300
 ELLIPSIS = "…"
+# @everyone, @here, <@user>, <@!user>, <@&role>: a zero-width space after the sigil keeps
+# them readable and stops Discord from parsing a mention (channel links stay links).
+_MENTION = re.compile(r"@(everyone|here)|<@([!&]?)(\d+)>", re.IGNORECASE)
+_ZERO_WIDTH_SPACE = "\u200b"
 
 ORANGE = discord.Colour.orange()
 RED = discord.Colour.red()
@@ -101,6 +105,15 @@ def fit(text: str, limit: int) -> str:
     if trailing % 2:
         cut = cut[:-1]
     return cut + ELLIPSIS
+
+
+def defuse_mentions(text: str) -> str:
+    def defuse(m: re.Match[str]) -> str:
+        if m.group(1):
+            return f"@{_ZERO_WIDTH_SPACE}{m.group(1)}"
+        return f"<@{_ZERO_WIDTH_SPACE}{m.group(2)}{m.group(3)}>"
+
+    return _MENTION.sub(defuse, text)
 
 
 def untrusted(text: str, limit: int) -> str:

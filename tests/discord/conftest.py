@@ -128,15 +128,15 @@ class DiscordWorld:
 
     async def configure(self, effects: tuple[EffectKind, ...] = ALL_CASE_EFFECTS, **changes: Any) -> ServerSettings:
         fake = self.fake
-        settings = ServerSettings(
-            platform="discord",
-            server_id=fake.guild.id,
-            mod_channel_id=fake.mod_log.id,
-            moderator_role_ids=(fake.mod_role.id,),
-            effect_rules=(EffectRule(effects=effects, timeout_minutes=15),),
-            repeat_window_minutes=0,
-            **changes,
-        )
+        fields: dict[str, Any] = {
+            "platform": "discord",
+            "server_id": fake.guild.id,
+            "mod_channel_id": fake.mod_log.id,
+            "moderator_role_ids": (fake.mod_role.id,),
+            "effect_rules": (EffectRule(effects=effects, timeout_minutes=15),),
+            "repeat_window_minutes": 0,
+        }
+        settings = ServerSettings(**{**fields, **changes})
         await self.store.put_settings(settings, actor="test")
         if self.pipeline is not None:
             self.pipeline.invalidate(fake.guild.id)
