@@ -121,7 +121,9 @@ class DiscordAdapter:
         done, _ = await asyncio.wait({self._task, ready}, return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:
             ready.cancel()
-            self._task.result()  # raises the login or connection failure
+            failed, self._task = self._task, None  # reported here, so close() does not raise it again
+            await self.client.close()
+            failed.result()  # raises the login or connection failure
             raise RuntimeError("the Discord client stopped before it was ready")
         log.info("connected to Discord as %s, in %d guild(s)", self.client.user, len(self.client.guilds))
 
