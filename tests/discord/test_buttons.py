@@ -1,4 +1,4 @@
-"""Buttons and the appeal form through the real discord.py: acknowledged at once, passed to the core, after a restart too."""
+"""Buttons and the appeal form through the real discord.py: acknowledged at once, handed to the core, after restarts."""
 
 from __future__ import annotations
 
