@@ -21,3 +21,17 @@ def supported_effects(environ: Mapping[str, str] | None = None) -> frozenset[Eff
 def configured(environ: Mapping[str, str]) -> bool:
     """Run the Discord adapter when a token is given (DISCORD_TOKEN or DISCORD_TOKEN_FILE)."""
     return bool(environ.get("DISCORD_TOKEN", "").strip() or environ.get("DISCORD_TOKEN_FILE", "").strip())
+
+
+# What modbot's role needs, and nothing more: View Channels, Send Messages, Send Messages in
+# Threads, Embed Links, Read Message History (to post and update flags), Manage Messages (to
+# delete), Moderate Members (to time out and lift time-outs).
+REQUIRED_PERMISSIONS = 1374389627904
+INVITE_URL_TEMPLATE = (
+    "https://discord.com/oauth2/authorize?client_id={application_id}"
+    f"&scope=bot+applications.commands&permissions={REQUIRED_PERMISSIONS}"
+)
+
+
+def invite_url(application_id: str) -> str:
+    return INVITE_URL_TEMPLATE.format(application_id=application_id)

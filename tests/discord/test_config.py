@@ -167,3 +167,21 @@ async def test_auto_sharding_follows_discords_recommendation_across_guilds(
     two = await fake.post_message(channel, fake.alice, "you idiot")
     cases = await asyncio.gather(world.decided.wait_for(one["id"]), world.decided.wait_for(two["id"]))
     assert [c.message.server_id for c in cases] == [fake.guild.id, second.id]
+
+
+def test_the_invite_asks_for_exactly_the_permissions_the_effects_need() -> None:
+    needed = discord.Permissions(
+        view_channel=True,
+        send_messages=True,
+        send_messages_in_threads=True,
+        embed_links=True,
+        read_message_history=True,
+        manage_messages=True,
+        moderate_members=True,
+    )
+    assert needed.value == capabilities.REQUIRED_PERMISSIONS
+    assert capabilities.invite_url("123") == (
+        "https://discord.com/oauth2/authorize?client_id=123&scope=bot+applications.commands&permissions=1374389627904"
+    )
+    # The local Discord's modbot role is set up with exactly these, so the tests run with them.
+    assert FakeDiscord().bot_role.permissions == needed.value
