@@ -86,10 +86,9 @@ class ButtonSpec:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One message to send or to edit into place."""
+    """One message to send or to edit into place (its only text content is the sink's explicit ping)."""
 
     embeds: tuple[discord.Embed, ...]
-    content: str | None = None
     buttons: tuple[ButtonSpec, ...] = field(default_factory=tuple)
 
 

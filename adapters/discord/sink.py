@@ -44,6 +44,7 @@ UNKNOWN_USER = 10013
 DMS_CLOSED = 50007
 MISSING_PERMISSIONS = 50013
 MISSING_ACCESS = 50001
+AUDIT_REASON_LIMIT = 512
 # The 5xx that discord.py already retried five times before raising.
 _RETRIED_BY_LIBRARY = frozenset({500, 502, 504, 524})
 
@@ -218,11 +219,11 @@ class DiscordEffectSink:
             try:
                 await self._send_dm(member_id, outgoing)
                 sent += 1
-            except discord.Forbidden as exc:
-                closed += exc.code == DMS_CLOSED
-                other += exc.code != DMS_CLOSED
-            except discord.HTTPException:
-                other += 1
+            except discord.HTTPException as exc:
+                if isinstance(exc, discord.Forbidden) and exc.code == DMS_CLOSED:
+                    closed += 1
+                else:
+                    other += 1
         detail = f"sent to {sent} of {len(chosen)} moderators"
         if closed:
             detail += f"; {closed} with DMs closed (Discord {DMS_CLOSED})"
@@ -378,6 +379,6 @@ def _describe(exc: discord.HTTPException | discord.RateLimited) -> str:
 
 def _audit_reason(context: EffectContext, effect: Effect, what: str) -> str:
     """The audit log line: which case and rules, so admins can trace a time-out to modbot."""
-    rules = ", ".join(effect.rule_ids)
+    rules = f" ({', '.join(effect.rule_ids)})" if effect.rule_ids else ""
     by = f" by {effect.requested_by}" if effect.requested_by else ""
-    return f"modbot case {context.case.id}: {what}{by}" + (f" ({rules})" if rules else "")[:400]
+    return f"modbot case {context.case.id}: {what}{by}{rules}"[:AUDIT_REASON_LIMIT]

@@ -88,7 +88,6 @@ def payload(out: render.Outgoing) -> dict[str, Any]:
         for b in out.buttons
     ]
     return {
-        "content": out.content,
         "embeds": [e.to_dict() for e in out.embeds],
         "components": [{"type": 1, "components": buttons[i : i + 5]} for i in range(0, len(buttons), 5)],
     }
