@@ -226,8 +226,14 @@ def bound_ids(
         "queue_id": queue_id,
         "appeal_id": appeal_id,
     }
-    with structlog.contextvars.bound_contextvars(**{k: v for k, v in given.items() if v is not None}):
+    # bind/reset by token rather than structlog's bound_contextvars, which reads the whole
+    # context to restore it: a cost per model call and per effect that bench/observability.py
+    # showed.
+    tokens = structlog.contextvars.bind_contextvars(**{k: v for k, v in given.items() if v is not None})
+    try:
         yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 def current_ids() -> dict[str, Any]:

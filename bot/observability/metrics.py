@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 from prometheus_client import (
@@ -87,6 +87,8 @@ class AppealOutcome(StrEnum):
 
 EFFECT_RESULTS: Final = ("done", "failed", "unsupported", "error")
 
+_Labelled = TypeVar("_Labelled", Counter, Gauge, Histogram)
+
 # Model calls take from a fraction of a second (low effort, a GPU) to minutes (high effort,
 # a CPU); the last bucket is the default timeout.
 LATENCY_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0, 300.0)
@@ -119,6 +121,7 @@ class ModbotMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None, *, process_metrics: bool = True) -> None:
         self.registry = CollectorRegistry() if registry is None else registry
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.messages = Counter("modbot_messages", "Messages decided, by outcome.", ["outcome"], registry=r)
         self.model_calls = Counter(
@@ -171,7 +174,7 @@ class ModbotMetrics:
     # ------------------------------------------------------------ events
 
     def observe_message(self, outcome: MessageOutcome) -> None:
-        self.messages.labels(outcome=outcome.value).inc()
+        self._child(self.messages, outcome.value).inc()
 
     def observe_case(self, case: Case) -> None:
         """A pipeline observer: `pipeline.observers.append(metrics.observe_case)`."""
@@ -189,27 +192,36 @@ class ModbotMetrics:
     ) -> None:
         """One call to a model server; `seconds` when it answered."""
         effort_value = effort.value if isinstance(effort, Effort) else effort
-        self.model_calls.labels(endpoint=endpoint, result=result.value).inc()
+        self._child(self.model_calls, endpoint, result.value).inc()
         if seconds is not None:
-            self.model_latency.labels(effort=effort_value, endpoint=endpoint).observe(seconds)
+            self._child(self.model_latency, effort_value, endpoint).observe(seconds)
         if tokens_in:
-            self.model_tokens.labels(direction="in").inc(tokens_in)
+            self._child(self.model_tokens, "in").inc(tokens_in)
         if tokens_out:
-            self.model_tokens.labels(direction="out").inc(tokens_out)
+            self._child(self.model_tokens, "out").inc(tokens_out)
         if result in (ModelCallResult.OK, ModelCallResult.NEEDS_REVIEW):
             self.set_endpoint_up(endpoint, True)
         elif result is ModelCallResult.UNAVAILABLE:
             self.set_endpoint_up(endpoint, False)
 
     def set_endpoint_up(self, endpoint: str, up: bool) -> None:
-        self.endpoint_up.labels(endpoint=endpoint).set(1 if up else 0)
+        self._child(self.endpoint_up, endpoint).set(1 if up else 0)
 
     def observe_effect(self, kind: EffectKind, result: str) -> None:
         """`result`: done, failed, unsupported, or error (the sink raised)."""
-        self.effects.labels(kind=kind.value, result=result).inc()
+        self._child(self.effects, kind.value, result).inc()
 
     def observe_appeal(self, outcome: AppealOutcome) -> None:
-        self.appeals.labels(outcome=outcome.value).inc()
+        self._child(self.appeals, outcome.value).inc()
+
+    def _child(self, metric: _Labelled, *values: str) -> _Labelled:
+        # labels() takes a lock and builds a key on every call; the per-message paths reuse
+        # the child. Label values are few (outcomes, kinds, endpoints), so the cache stays small.
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     # ------------------------------------------------------------ state, read at each scrape
 
