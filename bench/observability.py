@@ -7,7 +7,13 @@
    once instrumented as the app wires it: InstrumentedClassifier and InstrumentedSink (metrics
    and bound log ids per call), the observe_case observer, track_queue, and the structured
    logging configured (JSON, to a null stream). Runs alternate, so both see the same machine.
-   Limit: the plain run's throughput in the same round; the figure is instrumented / plain.
+   Limit: the plain run in the same round; the figures are instrumented / plain
+   throughput, by wall time and by this process's CPU time per message (the CPU figure
+   holds still when other processes share the machine; the wall figure does not).
+   The same cost in isolation, which holds still on a shared machine: the microseconds the
+   instrumentation adds to one message (a wrapped classify, a wrapped effect for one message
+   in ten, the case observer), the best of several repeats, against the plain pipeline's
+   CPU per message from part 1.
 2. A scrape: GET /metrics over loopback with aiohttp's client, the registry holding the
    series of a busy bot (every effect kind x result, three endpoints, four efforts' worth
    of latency buckets). Limit: Prometheus' default scrape interval (15 s); the figure is the
@@ -31,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +47,19 @@ if str(REPO) not in sys.path:
 
 import aiohttp  # noqa: E402
 
-from bench.pipeline import PLATFORM, InstantClassifier, MemorySink, make_messages, open_store  # noqa: E402
-from bot.domain import EffectKind, Effort  # noqa: E402
+from bench.pipeline import (  # noqa: E402
+    PLATFORM,
+    POLICY_DIR,
+    POLICY_FILES,
+    SERVER,
+    VIOLATION_EVERY,
+    InstantClassifier,
+    MemorySink,
+    make_messages,
+    open_store,
+)
+from bot.classifier import ClassificationRequest  # noqa: E402
+from bot.domain import Case, CaseStatus, Effect, EffectContext, EffectKind, Effort, ServerSettings  # noqa: E402
 from bot.observability.health import HealthCheck  # noqa: E402
 from bot.observability.logs import configure_logging  # noqa: E402
 from bot.observability.metrics import (  # noqa: E402
@@ -54,6 +72,7 @@ from bot.observability.metrics import (  # noqa: E402
 )
 from bot.observability.server import ObservabilityServer  # noqa: E402
 from bot.pipeline import ModerationPipeline  # noqa: E402
+from bot.policy_library import as_policy, load_policies  # noqa: E402
 from bot.ports import Classifier, EffectSink  # noqa: E402
 from bot.settings import ModbotSettings  # noqa: E402
 
@@ -62,8 +81,9 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-async def burst(n: int, prefix: str, instrumented: bool) -> float:
-    """Messages per second, every message submitted at once, until every case is decided."""
+async def burst(n: int, prefix: str, instrumented: bool) -> tuple[float, float]:
+    """Every message submitted at once, until every case is decided: messages per second of
+    wall time, and CPU microseconds per message (this process, all its threads)."""
     with tempfile.TemporaryDirectory(prefix="modbot-bench-") as tmp:
         store = await open_store(Path(tmp), policies=1)
         classifier: Classifier = InstantClassifier()
@@ -89,33 +109,79 @@ async def burst(n: int, prefix: str, instrumented: bool) -> float:
         await pipeline.start()
         messages = make_messages(n, prefix)
         gc.collect()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         tasks = [asyncio.create_task(pipeline.submit(m)) for m in messages]
         await done
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         await asyncio.gather(*tasks)
         await pipeline.stop()
         await store.close()
     if instrumented:
         assert metrics.messages.labels(outcome="classified")._value.get() == n  # every case counted
-    return n / wall
+    return n / wall, cpu / n * 1e6
 
 
 async def overhead(n: int, runs: int) -> dict[str, Any]:
     configure_logging("INFO", "json", stream=io.StringIO(), secrets=[])
     await burst(min(n, 1000), "warm", instrumented=True)  # imports, first connections
-    plain: list[float] = []
-    instrumented: list[float] = []
+    plain: list[tuple[float, float]] = []
+    instrumented: list[tuple[float, float]] = []
     for i in range(runs):
         plain.append(await burst(n, f"p{i}", instrumented=False))
         instrumented.append(await burst(n, f"i{i}", instrumented=True))
-    ratios = [a / b for a, b in zip(instrumented, plain, strict=True)]
+    pairs = list(zip(instrumented, plain, strict=True))
     return {
         "messages": n,
         "runs": runs,
-        "plain_msg_per_s": spread(plain),
-        "instrumented_msg_per_s": spread(instrumented),
-        "ratio_instrumented_to_plain": spread(ratios),
+        "plain_msg_per_s": spread([p[0] for p in plain]),
+        "instrumented_msg_per_s": spread([i[0] for i in instrumented]),
+        "ratio_instrumented_to_plain_wall": spread([i[0] / p[0] for i, p in pairs]),
+        # CPU per message holds still when other processes share the cores; wall time does not.
+        "plain_cpu_us_per_msg": spread([p[1] for p in plain]),
+        "instrumented_cpu_us_per_msg": spread([i[1] for i in instrumented]),
+        "ratio_instrumented_to_plain_cpu": spread([p[1] / i[1] for i, p in pairs]),
+    }
+
+
+async def added_cost(loops: int, repeats: int) -> dict[str, float]:
+    """Microseconds per message that the instrumentation adds, by direct timing."""
+    policy = as_policy(load_policies([POLICY_DIR / POLICY_FILES[0]])[0], SERVER)
+    message = make_messages(1, "cost")[0]
+    request = ClassificationRequest(policy, message, Effort.LOW)
+    metrics = ModbotMetrics()
+    plain_classifier = InstantClassifier()
+    wrapped_classifier = InstrumentedClassifier(plain_classifier, metrics, endpoint="http://ollama:11434")
+    plain_sink = MemorySink()
+    wrapped_sink = InstrumentedSink(plain_sink, metrics)
+    verdict = await plain_classifier.classify(request)
+    case = Case(id="C1", message=message, status=CaseStatus.CLEAN, verdicts=(verdict,))
+    context = EffectContext(case=case, settings=ServerSettings(platform=PLATFORM, server_id=SERVER))
+    flag = Effect(kind=EffectKind.FLAG)
+
+    async def per_call(call: Callable[[], Awaitable[object]]) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.process_time()
+            for _ in range(loops):
+                await call()
+            best = min(best, (time.process_time() - started) / loops)
+        return best * 1e6
+
+    async def observe() -> None:
+        metrics.observe_case(case)
+
+    classify = await per_call(lambda: wrapped_classifier.classify(request)) - await per_call(
+        lambda: plain_classifier.classify(request)
+    )
+    effect = await per_call(lambda: wrapped_sink.execute(flag, context)) - await per_call(
+        lambda: plain_sink.execute(flag, context)
+    )
+    observer = await per_call(observe)
+    return {
+        "classify_us": classify,
+        "effect_us": effect,
+        "observe_case_us": observer,
+        "per_message_us": classify + effect / VIOLATION_EVERY + observer,
     }
 
 
@@ -193,9 +259,15 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    pipeline_run = await overhead(args.messages, args.runs)
+    added = await added_cost(loops=20_000, repeats=args.runs)
+    plain_cpu = pipeline_run["plain_cpu_us_per_msg"]["min"]
+    added["plain_pipeline_cpu_us_per_msg"] = plain_cpu
+    added["throughput_ratio"] = plain_cpu / (plain_cpu + added["per_message_us"])
     result = {
         "machine": machine(),
-        "overhead": await overhead(args.messages, args.runs),
+        "overhead": pipeline_run,
+        "added_cost": added,
         "scrape": await scrape(200),
         "healthcheck": await healthcheck(args.runs * 2),
     }
