@@ -61,7 +61,7 @@ def skip_reason(message: Message, settings: ServerSettings, policies: Sequence[L
     """Why a message needs no model call, or None if it does."""
     if message.author.is_bot:
         return "author is a bot"
-    if message.channel_id in settings.exempt_channel_ids:
+    if message.scope_channel_id in settings.exempt_channel_ids:  # a thread is exempt with its channel
         return "channel is exempt"
     exempt_roles = set(message.author.roles) & set(settings.exempt_role_ids)
     if exempt_roles:
