@@ -34,7 +34,7 @@ REDACTED = "[redacted]"
 
 # Libraries that log every request at INFO: their lines say nothing an operator needs and
 # can carry URLs. apscheduler logs each run of each job.
-QUIET_LOGGERS = ("httpx", "httpcore", "aiosqlite", "apscheduler", "aiohttp.access", "openai._base_client")
+QUIET_LOGGERS = ("httpx", "httpcore", "aiosqlite", "apscheduler", "aiohttp.access", "openai")
 
 # Credentials with a recognisable shape, wherever they come from.
 CREDENTIAL_PATTERNS = (
