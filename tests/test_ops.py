@@ -261,6 +261,9 @@ def test_the_image_is_slim_non_root_pinned_and_checks_its_health() -> None:
     text = dockerfile()
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", text, re.MULTILINE)
     assert "pip install --no-deps --require-hashes --requirement requirements.lock" in text
+    final_stage = text.split("\nFROM ")[-1]
+    assert not re.search(r"\b(g\+\+|gcc|build-essential|-dev)\b", final_stage)  # no build tools shipped
+    assert "COPY --from=build /opt/modbot /opt/modbot" in final_stage
     users = re.findall(r"^USER (\S+)", text, re.MULTILINE)
     assert users and users[-1] == "10001:10001"  # numeric, so Kubernetes can verify runAsNonRoot
     assert 'CMD ["python", "-m", "bot.observability.healthcheck"]' in text
