@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bot.classifier import OllamaClassifier, RetryPolicy
+from bot.observability.logs import configure_logging as configure_structured_logging
 from bot.pipeline import ModerationPipeline
 from bot.ports import Classifier, EffectSink
-from bot.settings import ModbotSettings
+from bot.settings import LogFormat, ModbotSettings
 from bot.store import SqliteStore
 from bot.workflow import OllamaProbe, WorkflowJobs, start_jobs
 from bot.workflow.ports import ModChannel
@@ -71,8 +71,7 @@ async def bootstrap(
     return ModbotApp(settings, store, model, pipeline, jobs)
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, log_format: LogFormat | None = None) -> None:
+    """Structured logs (bot.observability.logs); the format defaults to MODBOT_LOG_FORMAT."""
     # INFO lines carry ids, counts and outcomes only: never message text or secrets.
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "aiosqlite"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_structured_logging(level, log_format or ModbotSettings().log_format)
