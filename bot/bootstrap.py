@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -15,7 +14,7 @@ if TYPE_CHECKING:
     from bot.classifier import OllamaClassifier, RetryPolicy
     from bot.platforms import PlatformCapabilities
     from bot.ports import Classifier, EffectSink, ModelProbe
-    from bot.settings import ModbotSettings
+    from bot.settings import LogFormat, ModbotSettings
     from bot.store.ports import ModerationStore
     from bot.workflow.jobs import JobIntervals
     from bot.workflow.ports import Clock
@@ -110,8 +109,10 @@ async def bootstrap(
     )
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, log_format: LogFormat | None = None) -> None:
+    """Structured logs (bot.observability.logs); the format defaults to MODBOT_LOG_FORMAT."""
+    from bot.observability.logs import configure_logging as configure_structured_logging
+    from bot.settings import ModbotSettings
+
     # INFO lines carry ids, counts and outcomes only: never message text or secrets.
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "aiosqlite"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_structured_logging(level, log_format or ModbotSettings().log_format)

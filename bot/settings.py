@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain import Effort
 
 DEFAULT_MODEL = "gpt-oss-safeguard:20b"
+
+LogFormat = Literal["console", "json"]
 
 
 def _default_policy_dir() -> Path:
@@ -37,6 +40,25 @@ class ModbotSettings(BaseSettings):
     policy_dir: Path = Field(default_factory=_default_policy_dir)
     workers: int | None = Field(default=None, ge=1, le=256)
     log_level: str = "INFO"
+    # "console": readable lines for a terminal or `docker compose logs`; "json": one object
+    # per line for a log shipper. Both carry the same fields (bot.observability.logs).
+    log_format: LogFormat = "console"
+    # The health and metrics endpoint (/healthz, /livez, /metrics): off unless a port is
+    # set. It binds to loopback by default; a container sets 0.0.0.0 so that Prometheus
+    # and the healthcheck reach it (docker-compose.yml, Dockerfile).
+    http_port: int | None = Field(default=None, ge=0, le=65535)
+    http_host: str = "127.0.0.1"
+
+    @field_validator("http_port", mode="before")
+    @classmethod
+    def _blank_port_is_off(cls, value: object) -> object:
+        # `MODBOT_HTTP_PORT=` in an env file means "off", as leaving it out does.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_ignores_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @property
     def worker_count(self) -> int:
