@@ -30,7 +30,10 @@ CHECK = (
     "from adapters.console import cli, policy_admin_cli, policy_eng_cli, run_cli, workflow_cli\n"
     "import bot.settings, bot.policy_format, bot.policy_library, bot.classifier, bot.domain\n"
     "import adapters.console.render\n"
-    "from bot.bootstrap import build_classifier, configure_logging"
+    "from bot.bootstrap import build_classifier, configure_logging\n"
+    # configure_logging loads the structured logging (since ops' merge) when it runs.
+    "try: import bot.observability.logs\n"
+    "except ImportError: pass"
 )
 
 
