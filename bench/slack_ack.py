@@ -37,7 +37,8 @@ from adapters.slack.config import load_settings  # noqa: E402
 from bot.classifier import ClassificationRequest  # noqa: E402
 from bot.domain import Message, Verdict  # noqa: E402
 from bot.pipeline import ModerationPipeline  # noqa: E402
-from bot.store import SqliteStore  # noqa: E402
+from bot.store.ports import PolicyContent  # noqa: E402
+from bot.store.sqlite import SqliteStore  # noqa: E402
 from tests.fakes.slack_fake import BOT_TOKEN, SIGNING_SECRET, TEAM_ID, FakeSlack  # noqa: E402
 
 SLACK_DEADLINE = 3.0
@@ -84,7 +85,9 @@ async def one_run(events: int) -> tuple[float, float]:
         baseline = statistics.median(await ack_times(fake, NoIntake(), events))
         with tempfile.TemporaryDirectory() as tmp:
             store = await SqliteStore.open(Path(tmp) / "bench.db")
-            await store.add_policy_version(TEAM_ID, "harassment", "## VIOLATES\n- HB1.a: insults\n", "", "bench")
+            await store.policies.add_version(
+                "slack", TEAM_ID, PolicyContent(name="harassment", text="## VIOLATES\n- HB1.a: insults\n"), "bench"
+            )
             pipeline = ModerationPipeline(store, CleanModel(), {}, workers=4)
             await pipeline.start()
             try:

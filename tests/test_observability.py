@@ -54,11 +54,11 @@ from bot.observability.metrics import (
 from bot.observability.server import ObservabilityServer
 from bot.pipeline import ModerationPipeline
 from bot.settings import ModbotSettings
-from bot.store import SqliteStore
 from bot.store.health import database_problem
+from bot.store.sqlite import SqliteStore
 from bot.workflow.health import OllamaProbe
 from tests.fakes.ollama_fake import FakeOllama, Reply
-from tests.helpers import REPO, RecordingSink, make_message, run_modbot
+from tests.helpers import REPO, RecordingSink, add_policy, make_message, run_modbot
 
 MODEL = "gpt-oss-safeguard:20b"
 POLICY = "# Harassment\n\n## VIOLATES\n- HB1.a: insults aimed at a person\n\n## SAFE\n- HB0.a: banter\n"
@@ -86,7 +86,7 @@ def base_url(server: ObservabilityServer) -> str:
 
 
 async def test_a_pipeline_run_shows_in_the_metrics(store: SqliteStore, fake_ollama: FakeOllama) -> None:
-    await store.add_policy_version("s1", "harassment", POLICY, "", "test")
+    await add_policy(store, "s1", "harassment", POLICY)
     metrics = ModbotMetrics()
     ollama = OllamaClassifier(fake_ollama.host, MODEL)
     classifier = InstrumentedClassifier(ollama, metrics, endpoint=fake_ollama.host)
@@ -612,7 +612,7 @@ async def test_model_call_log_lines_carry_the_message_ids(
     captured_logs: io.StringIO, store: SqliteStore, flaky_ollama: FakeOllama
 ) -> None:
     configure_logging("INFO", "json", stream=captured_logs, secrets=[])
-    await store.add_policy_version("s1", "harassment", POLICY, "", "test")
+    await add_policy(store, "s1", "harassment", POLICY)
     metrics = ModbotMetrics(process_metrics=False)
     ollama = OllamaClassifier(flaky_ollama.host, MODEL, retry=RetryPolicy(initial_seconds=0.01, max_seconds=0.02))
     classifier = InstrumentedClassifier(ollama, metrics, endpoint=flaky_ollama.host)

@@ -31,7 +31,8 @@ from pydantic_settings import BaseSettings
 from bot.observability.metrics import ModbotMetrics, ModelCallResult
 from bot.observability.server import ObservabilityServer
 from bot.settings import ModbotSettings
-from bot.store import SqliteStore, available_migrations, current_version
+from bot.store._migrations import available_migrations, current_version
+from bot.store.sqlite import SqliteStore
 from tests.helpers import REPO, make_message
 
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.cpu.yml")

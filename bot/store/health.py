@@ -20,7 +20,7 @@ async def database_problem(store: SqliteStore, min_free_bytes: int = MIN_FREE_BY
     value it holds: a real page written to the WAL, and no data changed.
     """
     try:
-        async with store.transaction() as conn:
+        async with store.raw_transaction() as conn:
             async with conn.execute("PRAGMA user_version") as cursor:
                 row = await cursor.fetchone()
             await conn.execute(f"PRAGMA user_version = {int(row[0]) if row else 0}")

@@ -24,9 +24,10 @@ from adapters.discord.client import DiscordAdapter
 from adapters.discord.config import DiscordSettings
 from adapters.discord.custom_ids import CaseAction
 from adapters.discord.sink import never_ping
-from bot.domain import Case, EffectKind, EffectRule, ServerSettings
+from bot.domain import Case, EffectKind, EffectRule, ServerSettings, utcnow
 from bot.pipeline import ModerationPipeline
-from bot.store import SqliteStore
+from bot.store.ports import PolicyContent
+from bot.store.sqlite import SqliteStore
 from tests.fakes.discord_fake import FakeDiscord
 from tests.helpers import ScriptedClassifier
 
@@ -137,9 +138,9 @@ class DiscordWorld:
             "repeat_window_minutes": 0,
         }
         settings = ServerSettings(**{**fields, **changes})
-        await self.store.put_settings(settings, actor="test")
+        await self.store.settings.put(settings, utcnow())
         if self.pipeline is not None:
-            self.pipeline.invalidate(fake.guild.id)
+            self.pipeline.invalidate("discord", fake.guild.id)
         return settings
 
     async def start_bot(self, **adapter_options: Any) -> DiscordAdapter:
@@ -206,7 +207,9 @@ async def world(
     fake_discord: FakeDiscord, discord_env: Callable[[], DiscordSettings], tmp_path: Path
 ) -> AsyncIterator[DiscordWorld]:
     store = await SqliteStore.open(tmp_path / "modbot.db")
-    await store.add_policy_version(fake_discord.guild.id, "harassment", HARASSMENT, "", "test")
+    await store.policies.add_version(
+        "discord", fake_discord.guild.id, PolicyContent(name="harassment", text=HARASSMENT), "test"
+    )
     w = DiscordWorld(fake_discord, store, discord_env())
     await w.configure()
     try:

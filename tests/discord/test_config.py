@@ -17,6 +17,7 @@ from adapters.discord import capabilities
 from adapters.discord.client import DiscordAdapter, ShardedModbotClient
 from adapters.discord.config import DiscordConfigError, DiscordSettings, apply_endpoints
 from bot.domain import EffectKind
+from bot.store.ports import PolicyContent
 from tests.discord.conftest import DiscordWorld
 from tests.fakes.discord_fake import FakeDiscord
 
@@ -154,7 +155,8 @@ async def test_auto_sharding_follows_discords_recommendation_across_guilds(
     channel = fake.add_channel(second, "chat")
     fake.add_member(second, fake.bot_user)
     fake.add_member(second, fake.alice)
-    await world.store.add_policy_version(second.id, "harassment", "## VIOLATES (1)\n- HB1.a: Insults.\n", "", "t")
+    content = PolicyContent(name="harassment", text="## VIOLATES (1)\n- HB1.a: Insults.\n")
+    await world.store.policies.add_version("discord", second.id, content, "t")
     monkeypatch.setenv("MODBOT_DISCORD_SHARDS", "auto")
     world.settings = DiscordSettings()
     # discord.py waits 5 s between two shards' IDENTIFYs (Discord's identify rate limit).

@@ -209,7 +209,7 @@ async def test_no_mod_channel_fails_the_flag_with_what_to_do(running: DiscordWor
 
 async def decided_copy(world: DiscordWorld, case: Case, status: CaseStatus, by: str) -> EffectContext:
     """The context the core builds for an effect of a decided case (bot.effect_runner.build_context)."""
-    stored = await world.store.get_case(case.id)
+    stored = await world.store.cases.get(case.id)
     assert stored is not None
     decided = stored.model_copy(update={"status": status, "decided_by": by, "decided_at": datetime.now(UTC)})
     return await effect_runner.build_context(world.store, decided)
@@ -269,7 +269,7 @@ async def test_an_overturn_lifts_the_timeout_and_tells_the_author(running: Disco
 
 async def test_notices_reach_the_mod_channel_within_discords_limits(running: DiscordWorld) -> None:
     fake = running.fake
-    settings = await running.store.get_settings(fake.guild.id)
+    settings = await running.store.settings.get("discord", fake.guild.id)
     assert settings is not None
     now = datetime.now(UTC)
     view = AppealView(

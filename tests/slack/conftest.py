@@ -13,9 +13,10 @@ import pytest_asyncio
 from adapters.slack.app import SlackAdapter
 from adapters.slack.config import SlackSettings, load_settings
 from bot.classifier import ClassificationRequest
-from bot.domain import Case, Confidence, EffectKind, EffectRule, ServerSettings, Verdict
+from bot.domain import Case, Confidence, EffectKind, EffectRule, ServerSettings, Verdict, utcnow
 from bot.pipeline import ModerationPipeline
-from bot.store import SqliteStore
+from bot.store.ports import PolicyContent
+from bot.store.sqlite import SqliteStore
 from tests.fakes.slack_fake import ADMIN_TOKEN, APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, TEAM_ID, FakeSlack
 
 MOD_CHANNEL = "C0MODS"
@@ -135,8 +136,8 @@ async def make_workspace(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator
         **setting_overrides: Any,
     ) -> Workspace:
         store = await SqliteStore.open(tmp_path / f"modbot-{len(started)}.db")
-        await store.add_policy_version(TEAM_ID, "harassment", POLICY_TEXT, "", "test")
-        await store.put_settings(
+        await store.policies.add_version("slack", TEAM_ID, PolicyContent(name="harassment", text=POLICY_TEXT), "test")
+        await store.settings.put(
             ServerSettings(
                 platform="slack",
                 server_id=TEAM_ID,
@@ -145,14 +146,14 @@ async def make_workspace(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator
                 effect_rules=(EffectRule(effects=effects),),
                 **setting_overrides,
             ),
-            actor="test",
+            utcnow(),
         )
         settings: SlackSettings = load_settings(**slack_env(mode, admin=admin, api_url=fake_slack.api_url))
         model = model or ScriptedModel()
         sinks: dict[str, Any] = {}
         pipeline = ModerationPipeline(store, model, sinks, workers=2, unavailable_backoff=(0.01, 0.02))
         adapter = SlackAdapter(settings, pipeline)
-        pipeline.sinks["slack"] = adapter.sink
+        pipeline.sinks.add("slack", adapter.sink)
         cases: list[Case] = []
         pipeline.observers.append(cases.append)
         await pipeline.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.domain import Case, CaseStatus, EffectKind, EffectOutcome, ServerSettings
 from bot.effects import decide_effects
-from bot.store import SqliteStore
+from bot.store.sqlite import SqliteStore
 from bot.triage.config import MentionFloodRule, RuleSet
 from bot.triage.flood import DuplicateFloodDetector
 from bot.triage.lists import load_rule_lists
@@ -25,7 +25,7 @@ async def test_a_rule_decided_case_and_a_screened_out_case_survive_the_store(sto
     assert queue_id is not None
     decided = Case(id="RULE1", message=flood, status=CaseStatus.OPEN, verdicts=(rule_verdict,))
     await store.record_decision(queue_id, decided, [(e, EffectOutcome.PENDING) for e in effects])
-    stored = await store.get_case("RULE1")
+    stored = await store.cases.get("RULE1")
     assert stored is not None
     assert stored.verdicts == (rule_verdict,)
     assert stored.verdicts[0].policy == RULES_POLICY and stored.verdicts[0].policy_version == 7
@@ -40,6 +40,6 @@ async def test_a_rule_decided_case_and_a_screened_out_case_survive_the_store(sto
     await store.record_decision(
         queue_id, Case(id="SCR1", message=quiet, status=CaseStatus.CLEAN, verdicts=(screened,)), []
     )
-    stored = await store.get_case("SCR1")
+    stored = await store.cases.get("SCR1")
     assert stored is not None and stored.verdicts == (screened,)
     assert stored.verdicts[0].rationale.startswith("Screened out by screen v1")
