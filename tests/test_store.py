@@ -104,7 +104,7 @@ async def test_a_failing_decision_writes_nothing_and_spares_its_batch(store: Sql
         store.record_decision(q3, _case("C3", "m3"), []),
         return_exceptions=True,
     )
-    assert isinstance(results[0], sqlite3.IntegrityError) and results[1] is None
+    assert isinstance(results[0], sqlite3.IntegrityError) and results[1] is True
     states = dict(await store.fetchall("SELECT id, state FROM queue"))  # type: ignore[arg-type]
     assert states == {q1: "done", q2: "pending", q3: "done"}
     assert (await store.fetchone("SELECT COUNT(*) FROM verdicts WHERE case_id = 'C1'"))[0] == 1  # type: ignore[index]

@@ -9,7 +9,12 @@ from importlib import resources
 
 import aiosqlite
 
+from bot.store._migration_steps import PYTHON_STEPS
+
 _NAME_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# A migration line `-- python: name` runs PYTHON_STEPS[name] at that point, in the same
+# transaction: for what SQL cannot say without knowing the live schema (bot/store/_migration_steps.py).
+_PYTHON_STEP = re.compile(r"^-- python: ([a-z0-9_]+)$")
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,11 @@ async def migrate(conn: aiosqlite.Connection, target: int | None = None) -> int:
         await conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _split_statements(mig.sql):
-                await conn.execute(statement)
+                step = _PYTHON_STEP.match(statement)
+                if step:
+                    await PYTHON_STEPS[step.group(1)](conn)
+                else:
+                    await conn.execute(statement)
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, datetime('now'))",
                 (mig.version, mig.name),
@@ -71,10 +80,15 @@ async def migrate(conn: aiosqlite.Connection, target: int | None = None) -> int:
 
 
 def _split_statements(sql: str) -> list[str]:
-    lines = [ln for ln in sql.splitlines() if not ln.lstrip().startswith("--")]
+    """The SQL statements in order; a `-- python: name` line is a step of its own, kept in place."""
     statements: list[str] = []
     buffer = ""
-    for line in lines:
+    for line in sql.splitlines():
+        if _PYTHON_STEP.match(line.strip()):
+            statements.append(line.strip())
+            continue
+        if line.lstrip().startswith("--"):
+            continue
         buffer += line + "\n"
         if buffer.strip() and _is_complete(buffer):
             statements.append(buffer.strip())
