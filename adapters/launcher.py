@@ -138,7 +138,7 @@ async def run(
                 break
             failed = [t for t in done if t.exception() is not None]
             for task in failed:
-                log.error("platform %s stopped: %s", serving[task], task.exception())
+                log.error("platform %s stopped: %s", serving[task], task.exception(), exc_info=task.exception())
                 code = 1
             if failed:
                 break

@@ -193,6 +193,6 @@ async def test_leaving_the_app_stops_intake_then_workers_then_closes_the_clients
         assert modbot.pipeline._workers  # started on entry
     with pytest.raises(IntakeClosed):
         await modbot.pipeline.submit(make_message("late"))
-    assert modbot.pipeline._workers == []
+    assert not modbot.pipeline.running
     assert classifier.closed and adapter.closed and store.closed
     assert await store.queue_counts() == {}  # the late message was never accepted

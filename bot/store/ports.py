@@ -81,6 +81,12 @@ class QueueItem:
 
 
 @dataclass(frozen=True)
+class QueueStats:
+    waiting: int  # revisions waiting to be judged or acted on, held ones included
+    oldest_enqueued_at: datetime | None  # when the oldest of them was accepted
+
+
+@dataclass(frozen=True)
 class Intake:
     """What became of one delivered message."""
 
@@ -497,8 +503,8 @@ class ModerationStore(Repositories, Protocol):
         """Every revision waiting, at once: for tests and small tools; the pipeline reads pages."""
         ...
 
-    async def open_queue_count(self) -> int:
-        """Revisions waiting to be judged or acted on (held ones included)."""
+    async def queue_stats(self) -> QueueStats:
+        """How many revisions wait (held ones included) and since when: one cheap query, for metrics."""
         ...
 
     async def queue_state(self, platform: str, server_id: str, message_id: str) -> str | None:
@@ -582,6 +588,7 @@ __all__ = [
     "PolicyContent",
     "PolicyRepository",
     "QueueItem",
+    "QueueStats",
     "Repositories",
     "RunnerLockHeld",
     "SettingsRepository",

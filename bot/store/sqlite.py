@@ -57,6 +57,7 @@ from bot.store.ports import (
     LivePolicy,
     PolicyContent,
     QueueItem,
+    QueueStats,
     Stage,
     WorkItem,
     WorkKind,
@@ -237,12 +238,15 @@ class SqliteStore(_Repositories):
             yield _Repositories(_Db(self, conn))
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        # Executed and read to the end in one call on the connection's thread. Executed and
+        # fetched in two, a read left open between them holds a snapshot; a transaction
+        # another task begins on this connection in that gap fails at once with "database
+        # is locked" if another process wrote since (an admin command beside the bot).
+        return list(await self._conn.execute_fetchall(sql, params))
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        async with self._conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     def _ts(self) -> str:
         return self.now().isoformat()
@@ -343,9 +347,13 @@ class SqliteStore(_Repositories):
     async def open_queue_items(self) -> list[QueueItem]:
         return await self.waiting_page(datetime.max.replace(tzinfo=UTC), (), 1 << 62)
 
-    async def open_queue_count(self) -> int:
-        row = await self.fetchone("SELECT COUNT(*) FROM queue WHERE state IN ('pending', 'acting')")
-        return int(row[0]) if row else 0
+    async def queue_stats(self) -> QueueStats:
+        # Both read the partial index of waiting rows; the oldest is the lowest id.
+        count = await self.fetchone("SELECT COUNT(*) FROM queue WHERE state IN ('pending', 'acting')")
+        oldest = await self.fetchone(
+            "SELECT enqueued_at FROM queue WHERE state IN ('pending', 'acting') ORDER BY id LIMIT 1"
+        )
+        return QueueStats(int(count[0]) if count else 0, _when(oldest[0]) if oldest else None)
 
     async def queue_state(self, platform: str, server_id: str, message_id: str) -> str | None:
         row = await self.fetchone(
@@ -542,8 +550,9 @@ class SqliteStore(_Repositories):
             return 0
         before = await self.fetchone("PRAGMA freelist_count")
         # Not in a transaction: the pragma makes its own. With auto_vacuum NONE it does nothing.
-        async with self._tx_lock:
-            await self._conn.execute(f"PRAGMA incremental_vacuum({int(max_pages)})")
+        async with self._tx_lock, self._conn.execute(f"PRAGMA incremental_vacuum({int(max_pages)})") as cur:
+            # Stepped to its end: an unfinished statement would keep its write transaction open.
+            await cur.fetchall()
         after = await self.fetchone("PRAGMA freelist_count")
         return int(before[0] if before else 0) - int(after[0] if after else 0)
 

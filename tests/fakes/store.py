@@ -55,6 +55,7 @@ from bot.store.ports import (
     LivePolicy,
     PolicyContent,
     QueueItem,
+    QueueStats,
     RunnerLockHeld,
     Stage,
     WorkItem,
@@ -303,8 +304,9 @@ class FakeStore(_Repositories):
     async def open_queue_items(self) -> list[QueueItem]:
         return await self.waiting_page(datetime.max.replace(tzinfo=UTC), (), 1 << 62)
 
-    async def open_queue_count(self) -> int:
-        return sum(1 for row in self._state.queue.values() if row.state in ("pending", "acting"))
+    async def queue_stats(self) -> QueueStats:
+        waiting = [row for row in self._state.queue.values() if row.state in ("pending", "acting")]
+        return QueueStats(len(waiting), min((row.enqueued_at for row in waiting), default=None))
 
     async def queue_state(self, platform: str, server_id: str, message_id: str) -> str | None:
         rows = [self._state.queue[i] for i in self._state.queue_keys.get((platform, server_id, message_id), [])]
