@@ -238,6 +238,7 @@ class ModerationPipeline:
         unavailable_backoff: tuple[float, float] = (1.0, 60.0),
         model_slots: int | None = None,
         edit_limits: EditLimits = EditLimits(),
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         # The model as the bulk of messages uses it: at most `model_slots` calls in flight, so
@@ -275,15 +276,17 @@ class ModerationPipeline:
         self._upkeep: asyncio.Task[None] | None = None
         # Recent messages per channel, the context the model sees: bounded, and forgotten
         # when a channel is quiet.
-        self._recent: TTLCache[tuple[str, str, str], deque[Message]] = TTLCache(CONTEXT_CHANNELS, CONTEXT_TTL_SECONDS)
+        self._recent: TTLCache[tuple[str, str, str], deque[Message]] = TTLCache(
+            CONTEXT_CHANNELS, CONTEXT_TTL_SECONDS, timer=timer
+        )
         self._repeats = RepeatMemory()
         self._settings_cache: TTLCache[ServerKey, ServerSettings] = TTLCache(MAX_CACHED_SERVERS, CONFIG_TTL_SECONDS)
         self._policy_cache: TTLCache[ServerKey, list[LivePolicy]] = TTLCache(MAX_CACHED_SERVERS, CONFIG_TTL_SECONDS)
         # Edits by author (platform, server, author) in the last minute, and since when a
         # message's revisions are held.
-        self._edits: TTLCache[tuple[str, str, str], deque[datetime]] = TTLCache(MAX_TRACKED_AUTHORS, 60)
+        self._edits: TTLCache[tuple[str, str, str], deque[datetime]] = TTLCache(MAX_TRACKED_AUTHORS, 60, timer=timer)
         self._held_since: TTLCache[tuple[str, str, str], datetime] = TTLCache(
-            MAX_TRACKED_AUTHORS, edit_limits.max_hold_seconds
+            MAX_TRACKED_AUTHORS, edit_limits.max_hold_seconds, timer=timer
         )
 
     # ------------------------------------------------------------ lifecycle
@@ -369,6 +372,11 @@ class ModerationPipeline:
         return bool(self._workers)
 
     @property
+    def held_in_memory(self) -> int:
+        """Queued messages this process holds in memory (read ahead, or being worked on): bounded."""
+        return len(self._held_messages)
+
+    @property
     def backlog(self) -> int:
         """Revisions waiting (as of the last look at the store, at most a second old under load)."""
         return self._stats.waiting
@@ -389,9 +397,10 @@ class ModerationPipeline:
         if not self._intake_open:
             raise IntakeClosed("the bot is shutting down; the message was not accepted")
         now = self.now()
-        taken = await self.store.intake(message, hold_until=self._hold_until(message, now), flag_update=EDITED_FLAG)
+        hold_until = self._hold_until(message, now)
+        taken = await self.store.intake(message, hold_until=hold_until, flag_update=EDITED_FLAG)
         if taken.revision is not None and taken.revision > 1 and taken.outcome is not IntakeOutcome.STALE:
-            self._count_edit(message, now, held=taken.outcome is IntakeOutcome.HELD)
+            self._count_edit(message, now, hold_until if taken.outcome is IntakeOutcome.HELD else None)
         if taken.outcome in (IntakeOutcome.QUEUED, IntakeOutcome.HELD):
             self._more_messages = True
             self._signal()
@@ -451,17 +460,21 @@ class ModerationPipeline:
         first = self._held_since.get(message.key, now)
         return min(now + timedelta(seconds=limits.settle_seconds), first + timedelta(seconds=limits.max_hold_seconds))
 
-    def _count_edit(self, message: Message, now: datetime, *, held: bool) -> None:
+    def _count_edit(self, message: Message, now: datetime, held_until: datetime | None) -> None:
         author = (message.platform, message.server_id, message.author.id)
         recent = self._edits.get(author)
         if recent is None:
             recent = deque(maxlen=self.edit_limits.per_author_per_minute + 1)
         recent.append(now)
         self._edits[author] = recent  # set again: a busy editor's count does not expire under them
-        if held:
-            self._held_since.setdefault(message.key, now)
-        else:
+        if held_until is None:
             self._held_since.pop(message.key, None)
+        elif held_until <= now:
+            # Held as long as allowed: this revision is judged now, and the next hold starts
+            # afresh, so that an endless editor is judged once per max_hold_seconds.
+            self._held_since[message.key] = now
+        else:
+            self._held_since.setdefault(message.key, now)
 
     def _remember(self, message: Message) -> None:
         key = (message.platform, message.server_id, message.channel_id)
