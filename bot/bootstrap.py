@@ -65,11 +65,12 @@ async def bootstrap(
     from bot.app import ModbotApp
     from bot.pipeline import ModerationPipeline
     from bot.platforms import PlatformCatalog, PlatformRouter
-    from bot.workflow.appeals import Appeals
+    from bot.store.ports import WorkKind
+    from bot.workflow.appeals import Appeals, SecondOpinions
     from bot.workflow.jobs import JobIntervals, WorkflowJobs
     from bot.workflow.labels import Labels
     from bot.workflow.policies import PolicyAdmin
-    from bot.workflow.preview import Previews
+    from bot.workflow.preview import Previews, QueuedPreviews
     from bot.workflow.reports import Reports
     from bot.workflow.review import Reviews
     from bot.workflow.server_settings import ServerSettingsService
@@ -85,20 +86,28 @@ async def bootstrap(
         await store.close()
         raise
     router = PlatformRouter(platforms or {}, PlatformCatalog(capabilities))
-    pipeline = ModerationPipeline(store, model, router, workers=settings.worker_count, now=clock)
+    # The bulk of messages keeps at most the model's concurrency in flight, so that interactive
+    # work (appeals, previews: the services below call the model directly) is next in line.
+    pipeline = ModerationPipeline(
+        store, model, router, workers=settings.worker_count, now=clock, model_slots=settings.model_concurrency
+    )
     changed = pipeline.invalidate
     if run_jobs and probe is None:
         probe = build_probe(settings)
+    appeals = Appeals(store, model, router, router, clock, on_work=pipeline.wake)
+    preview = Previews(store, model, changed, clock, mod_channel=router, on_work=pipeline.wake)
+    pipeline.register_work(WorkKind.SECOND_OPINION, SecondOpinions(appeals))
+    pipeline.register_work(WorkKind.PREVIEW, QueuedPreviews(preview))
     return ModbotApp(
         store=store,
         classifier=model,
         platforms=router,
         pipeline=pipeline,
         reviews=Reviews(store, router, clock),
-        appeals=Appeals(store, model, router, router, clock),
+        appeals=appeals,
         policies=PolicyAdmin(store, changed, clock),
         server_settings=ServerSettingsService(store, router.catalog, changed, clock),
-        preview=Previews(store, model, changed, clock),
+        preview=preview,
         reports=Reports(store),
         labels=Labels(store),
         status=Status(store, router),

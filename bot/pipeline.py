@@ -251,7 +251,8 @@ class ModerationPipeline:
         self.edit_limits = edit_limits
         self._worker_count = workers
         self._workers: dict[asyncio.Task[None], _Phase] = {}
-        self._backoff = unavailable_backoff
+        # How long to wait between tries while the model is unreachable (exponential, jittered).
+        self.unavailable_backoff = unavailable_backoff
         self._intake_open = True
         self._stopping = False
         # What memory holds of the queue: one page of messages, the interactive work found,
@@ -690,7 +691,7 @@ class ModerationPipeline:
 
         The work stays queued in the database meanwhile; nothing is lost, and a stop cancels the wait.
         """
-        base, cap = self._backoff
+        base, cap = self.unavailable_backoff
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(ModelUnavailable),
             wait=wait_random_exponential(multiplier=base, max=cap),

@@ -9,8 +9,18 @@ from typing import TYPE_CHECKING, Any, assert_never
 import typer
 
 from bot.domain import Case, EffectOutcome, EffectRecord, EffectResult, HumanDecision, ServerSettings, Verdict
-from bot.notices import AppealFiled, AppealReminder, AppealView, Digest, ModelOutage, ModelRecovered, Notice
-from bot.sanitise import safe_echo
+from bot.notices import (
+    AppealFiled,
+    AppealReminder,
+    AppealView,
+    Digest,
+    ModelOutage,
+    ModelRecovered,
+    Notice,
+    PreviewFinished,
+    SecondOpinion,
+)
+from bot.sanitise import safe_echo, safe_inline
 
 if TYPE_CHECKING:
     # Only named: `modbot check` shows verdicts without loading the workflow.
@@ -71,7 +81,9 @@ def appeal_text(view: AppealView) -> str:
     lines += [f"  original: {verdict_line(v)}" for v in view.original]
     lines.append(f"  statement: {safe_echo(view.statement, 1000)!r}")
     lines += [f"  second opinion: {verdict_line(v)}" for v in view.second_opinion]
-    if not view.second_opinion:
+    if not view.second_opinion and view.second_opinion_queued and not view.second_opinion_error:
+        lines.append("  second opinion: queued; the running bot posts it to the mod channel when the model gives it")
+    elif not view.second_opinion:
         why = f" ({view.second_opinion_error})" if view.second_opinion_error else ""
         lines.append(f"  second opinion: none yet{why}; `modbot appeal second-opinion {view.case_id}` asks again")
     if view.decided_by:
@@ -84,6 +96,10 @@ def notice_text(notice: Notice) -> str:
     match notice:
         case AppealFiled():
             return "new appeal\n" + appeal_text(notice.appeal)
+        case SecondOpinion():
+            return "second opinion on an appeal\n" + appeal_text(notice.appeal)
+        case PreviewFinished():
+            return preview_finished_text(notice)
         case AppealReminder():
             waiting = ", ".join(f"case {a.case_id} ({a.waiting_hours:g} h)" for a in notice.appeals)
             return f"{len(notice.appeals)} appeal(s) waiting longer than {notice.limit_hours} h: {waiting}"
@@ -100,6 +116,24 @@ def notice_text(notice: Notice) -> str:
             )
         case _:
             assert_never(notice)
+
+
+def preview_finished_text(notice: PreviewFinished) -> str:
+    head = f"preview of {safe_inline(notice.name, 80)} for {safe_inline(notice.requested_by, 80)}"
+    if notice.summary is None:
+        return f"{head} failed: {safe_echo(notice.problem, 300)}"
+    s = notice.summary
+    lines = [
+        f"{head}: {s.examined} messages examined ({s.skipped} skipped, {s.unchanged} unchanged,"
+        f" {s.undecided} undecided); {len(s.newly_flagged)} newly flagged, {len(s.no_longer_flagged)} no longer"
+        f" flagged; draft {s.draft_id} against v{s.base_version}: `modbot policy apply {s.draft_id}` makes it live"
+    ]
+    if s.newly_flagged:
+        lines.append("  newly flagged: " + ", ".join(safe_inline(c, 40) for c in s.newly_flagged))
+    if s.no_longer_flagged:
+        lines.append("  no longer flagged: " + ", ".join(safe_inline(c, 40) for c in s.no_longer_flagged))
+    lines += [f"  warning: {safe_echo(w, 300)}" for w in s.warnings]
+    return "\n".join(lines)
 
 
 def digest_text(notice: Digest) -> str:

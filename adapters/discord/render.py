@@ -37,6 +37,8 @@ from bot.notices import (
     ModelOutage,
     ModelRecovered,
     Notice,
+    PreviewFinished,
+    SecondOpinion,
 )
 
 CONTENT_LIMIT = 2000
@@ -486,11 +488,38 @@ def _digest(notice: Digest) -> Outgoing:
     return Outgoing(embeds=(finish(embed, f"{when(notice.period_start)} to {when(notice.period_end)}"),))
 
 
+def _preview_finished(notice: PreviewFinished) -> Outgoing:
+    title = f"Preview of {untrusted(notice.name, 100)}"
+    if notice.summary is None:
+        embed = new_embed(title, description=f"It failed: {untrusted(notice.problem, 1000)}", colour=RED)
+        return Outgoing(embeds=(finish(embed, f"asked by {notice.requested_by}"),))
+    s = notice.summary
+    embed = new_embed(
+        title,
+        description=f"Draft {s.draft_id} against v{s.base_version}: apply it to make it live.",
+        colour=BLURPLE,
+    )
+    fields: list[tuple[str, str, bool]] = [
+        ("Examined", f"{s.examined} ({s.skipped} skipped)", True),
+        ("Unchanged / undecided", f"{s.unchanged} / {s.undecided}", True),
+        ("Newly flagged", ", ".join(untrusted(c, 40) for c in s.newly_flagged[:20]) or "none", False),
+        ("No longer flagged", ", ".join(untrusted(c, 40) for c in s.no_longer_flagged[:20]) or "none", False),
+    ]
+    if s.warnings:
+        fields.append(("Warnings", "\n".join(untrusted(w, 300) for w in s.warnings), False))
+    add_fields(embed, fields)
+    return Outgoing(embeds=(finish(embed, f"asked by {notice.requested_by}"),))
+
+
 def notice_post(notice: Notice) -> Outgoing:
     """Every mod-channel notice, one case each: a new kind fails mypy here until it is drawn."""
     match notice:
         case AppealFiled():
             return appeal_post(notice.appeal)
+        case SecondOpinion():
+            return appeal_post(notice.appeal)
+        case PreviewFinished():
+            return _preview_finished(notice)
         case AppealReminder():
             return _reminder(notice)
         case Digest():

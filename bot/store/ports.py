@@ -420,6 +420,10 @@ class WorkRepository(Protocol):
         """Pending work, oldest first, leaving out the ids this process holds already."""
         ...
 
+    async def pending(self, kind: WorkKind, subject: str) -> bool:
+        """Whether that work is queued and not finished yet."""
+        ...
+
     async def record_failure(self, work_id: int, detail: str, at: datetime) -> int:
         """Count an unexpected failure; returns the attempts so far."""
         ...

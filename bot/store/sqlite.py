@@ -1500,6 +1500,12 @@ class SqliteWork:
             for r in rows
         ]
 
+    async def pending(self, kind: WorkKind, subject: str) -> bool:
+        row = await self._db.fetchone(
+            "SELECT 1 FROM work WHERE kind = ? AND subject = ? AND state = 'pending'", (kind.value, subject)
+        )
+        return row is not None
+
     async def record_failure(self, work_id: int, detail: str, at: datetime) -> int:
         async with self._db.writing() as conn:
             await conn.execute(

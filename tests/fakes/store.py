@@ -883,6 +883,12 @@ class FakeWork:
         pending = [w.item for w in self._db.state.work.values() if w.state == "pending" and w.item.id not in exclude]
         return pending[:limit]
 
+    async def pending(self, kind: WorkKind, subject: str) -> bool:
+        return any(
+            w.state == "pending" and (w.item.kind, w.item.subject) == (kind, subject)
+            for w in self._db.state.work.values()
+        )
+
     async def record_failure(self, work_id: int, detail: str, at: datetime) -> int:
         async with self._db.writing() as state:
             row = state.work[work_id]

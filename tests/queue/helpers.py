@@ -7,7 +7,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.classifier import ClassificationRequest
-from bot.domain import Author, Effect, EffectContext, EffectKind, EffectOutcome, EffectResult, Message, Verdict
+from bot.domain import (
+    Author,
+    Effect,
+    EffectContext,
+    EffectKind,
+    EffectOutcome,
+    EffectResult,
+    Message,
+    ServerSettings,
+    Verdict,
+)
+from bot.notices import Notice
 from bot.observability.logs import current_ids
 from tests.helpers import ScriptedClassifier
 from tests.queue.conftest import T0
@@ -45,6 +56,7 @@ class PostingSink:
     executed: list[tuple[str, Effect]] = field(default_factory=list)
     ids_seen: list[dict[str, object]] = field(default_factory=list)
     gate: asyncio.Event | None = None
+    posted: list[Notice] = field(default_factory=list)
     supported_effects: frozenset[EffectKind] = frozenset(EffectKind)
 
     async def execute(self, effect: Effect, context: EffectContext) -> EffectResult:
@@ -57,6 +69,10 @@ class PostingSink:
 
     def kinds(self, case_id: str) -> list[EffectKind]:
         return [e.kind for c, e in self.executed if c == case_id]
+
+    async def post(self, server: ServerSettings, notice: Notice) -> EffectResult:
+        self.posted.append(notice)
+        return EffectResult(outcome=EffectOutcome.DONE)
 
 
 @dataclass
