@@ -104,21 +104,31 @@ async def run(
     The end of stdin stops the bot only when stdin is its only source; then the messages
     already accepted are decided first. SIGTERM or SIGINT stop it at once: intake stops,
     and what was accepted stays queued for the next start. Returns the exit code.
+
+    One bot process per database: raises RunnerLockHeld, before connecting anything or
+    migrating the database, when another one runs on it.
     """
     from bot.bootstrap import bootstrap
+    from bot.store.sqlite import SqliteStore
 
     env = os.environ if environ is None else environ
     entries = platforms_to_start(env)
     if stdin or not entries:
         entries = [CONSOLE, *entries]
-    running: dict[str, RunningPlatform] = {}
-    for entry in entries:
-        running[entry.name] = await entry.load().connect(settings, env)
-    app = await bootstrap(
-        settings,
-        {name: platform.adapter for name, platform in running.items()},
-        capabilities=declared_capabilities(env),
-    )
+    store = await SqliteStore.open(settings.db, runner="modbot run")
+    try:
+        running: dict[str, RunningPlatform] = {}
+        for entry in entries:
+            running[entry.name] = await entry.load().connect(settings, env)
+        app = await bootstrap(
+            settings,
+            {name: platform.adapter for name, platform in running.items()},
+            capabilities=declared_capabilities(env),
+            store=store,
+        )
+    except BaseException:
+        await store.close()
+        raise
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

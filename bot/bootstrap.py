@@ -54,6 +54,7 @@ async def bootstrap(
     run_jobs: bool = True,
     job_intervals: JobIntervals | None = None,
     clock: Clock = utcnow,
+    runner: str | None = None,
 ) -> ModbotApp:
     """Build the app: each service once, over one store, one model client and the running adapters.
 
@@ -61,6 +62,8 @@ async def bootstrap(
     (with `post`) its ModChannel. `capabilities` are every platform's declarations, running
     here or not (the launcher collects them), for `settings set` and `modbot status`.
     `run_jobs` False (admin commands) builds no model probe and schedules nothing.
+    `runner` names a process that works the queue (`modbot run`, `replay`): it must be the
+    only one on the database (RunnerLockHeld otherwise); admin commands pass none.
     """
     from bot.app import ModbotApp
     from bot.pipeline import ModerationPipeline
@@ -79,7 +82,9 @@ async def bootstrap(
     if store is None:
         from bot.store.sqlite import SqliteStore
 
-        store = await SqliteStore.open(settings.db, now=clock)
+        store = await SqliteStore.open(settings.db, now=clock, runner=runner)
+    elif runner is not None:
+        await store.take_runner_lock(runner)
     try:
         model = classifier or build_classifier(settings, retry)
     except BaseException:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -89,6 +90,12 @@ _FLAGGING = "(v.violation = 1 OR v.status = 'needs_review')"
 
 
 _AUTO_VACUUM_MODES = {0: "none", 1: "full", 2: "incremental"}
+# A bot converts a file made before incremental auto-vacuum at start-up when it is at most
+# this big: VACUUM rewrites the whole file (seconds for this size) and needs as much free
+# disk again. A bigger file waits for `modbot db compact`, run when the operator chooses.
+AUTO_CONVERT_MAX_BYTES = 256 * 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 def _at(value: datetime) -> str:
@@ -160,11 +167,28 @@ class SqliteStore(_Repositories):
         super().__init__(_Db(self, None))
 
     @classmethod
-    async def open(cls, path: Path | str, now: Clock = utcnow, busy_timeout_ms: int = 10_000) -> SqliteStore:
+    async def open(
+        cls, path: Path | str, now: Clock = utcnow, busy_timeout_ms: int = 10_000, *, runner: str | None = None
+    ) -> SqliteStore:
+        """Open (and migrate) the database; with `runner`, as the one bot process on it.
+
+        The runner lock is taken before anything is migrated, so that a second bot (an
+        upgraded one, say) never changes the schema under a running one. A runner also turns
+        on incremental auto-vacuum in a small file made before it existed (see
+        AUTO_CONVERT_MAX_BYTES); a larger one is left to `modbot db compact`.
+        """
         path = Path(path)
+        lock: RunnerLock | None = None
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(path, isolation_level=None)
+            if runner is not None:
+                lock = RunnerLock.take(path, runner)
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
         try:
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             # Only takes on a file with no table yet: a new file gives space back after
@@ -180,9 +204,15 @@ class SqliteStore(_Repositories):
                 mode = await cur.fetchone()
         except BaseException:
             await conn.close()
+            if lock is not None:
+                lock.release()
             raise
         store = cls(conn, path, now)
+        store._runner_lock = lock
         store.auto_vacuum = _AUTO_VACUUM_MODES.get(int(mode[0]) if mode else 0, "none")
+        if lock is not None and store.auto_vacuum == "none" and await store.size_bytes() <= AUTO_CONVERT_MAX_BYTES:
+            log.info("turning on incremental auto-vacuum (rewrites the database file once)")
+            await store.convert_to_incremental_vacuum()
         return store
 
     async def close(self) -> None:
