@@ -580,9 +580,11 @@ class SqliteStore(_Repositories):
             return 0
         before = await self.fetchone("PRAGMA freelist_count")
         # Not in a transaction: the pragma makes its own. With auto_vacuum NONE it does nothing.
-        async with self._tx_lock, self._conn.execute(f"PRAGMA incremental_vacuum({int(max_pages)})") as cur:
-            # Stepped to its end: an unfinished statement would keep its write transaction open.
-            await cur.fetchall()
+        async with self._tx_lock:
+            # As a script: sqlite3's execute() steps a statement without result columns once,
+            # and this pragma frees one page per step. The script runs it to the end (and no
+            # unfinished statement keeps a write transaction open behind it).
+            await self._conn.executescript(f"PRAGMA incremental_vacuum({int(max_pages)});")
         after = await self.fetchone("PRAGMA freelist_count")
         return int(before[0] if before else 0) - int(after[0] if after else 0)
 
