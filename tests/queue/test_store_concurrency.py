@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+
+import aiosqlite
 
 from bot.domain import ServerSettings
 from bot.store.sqlite import SqliteStore
@@ -38,3 +42,24 @@ async def test_the_bots_writes_never_fail_while_another_connection_writes(tmp_pa
     finally:
         await admin.close()
         await bot.close()
+
+
+async def test_a_group_commit_isolates_a_failing_item(tmp_path: Path) -> None:
+    from bot.store._group_commit import GroupCommit
+
+    store = await SqliteStore.open(tmp_path / "batch.db")
+    try:
+        async with store.raw_transaction() as conn:
+            await conn.execute("CREATE TABLE items (value TEXT NOT NULL CHECK (value != 'bad'))")
+
+        async def write(conn: aiosqlite.Connection, values: Sequence[str]) -> list[str]:
+            await conn.executemany("INSERT INTO items (value) VALUES (?)", [(v,) for v in values])
+            return list(values)
+
+        batch: GroupCommit[str, str] = GroupCommit(store.raw_transaction, write)
+        results = await asyncio.gather(*(batch.add(v) for v in ("a", "b", "bad", "c")), return_exceptions=True)
+        assert results[:2] == ["a", "b"] and results[3] == "c"
+        assert isinstance(results[2], sqlite3.IntegrityError)
+        assert sorted(r[0] for r in await store.fetchall("SELECT value FROM items")) == ["a", "b", "c"]
+    finally:
+        await store.close()
