@@ -90,8 +90,10 @@ async def test_decision_commits_case_effects_and_queue_together(store: SqliteSto
     case = await store.cases.get("C1")
     assert case is not None and case.message.text == "secret text" and case.effects[0].outcome is EffectOutcome.PENDING
     await store.effects.set_outcome("C1", 1, EffectOutcome.DONE, "ok", finish_queue_id=qid)
-    row = await store.fetchone("SELECT state, message FROM queue WHERE id = ?", (qid,))
-    assert tuple(row) == ("done", None)  # type: ignore[arg-type]
+    row = await store.fetchone("SELECT state FROM queue WHERE id = ?", (qid,))
+    assert tuple(row) == ("done",)  # type: ignore[arg-type]
+    # The message's text left the queue with its decision.
+    assert await store.fetchone("SELECT 1 FROM queue_messages WHERE queue_id = ?", (qid,)) is None
 
 
 async def test_a_failing_decision_writes_nothing_and_spares_its_batch(store: SqliteStore) -> None:

@@ -73,6 +73,11 @@ _VERDICT_COLUMNS = (
     "policy, policy_version, status, violation, policy_category, rule_ids, confidence, rationale, reasoning,"
     " raw_output, model, effort, latency_ms, prompt_tokens, completion_tokens, reused"
 )
+# The verdict columns read with a clean case's reasoning from clean_reasoning while it is kept.
+_VERDICT_WITH_REASONING = ", ".join(
+    f"COALESCE(r.{c}, v.{c})" if c in ("reasoning", "raw_output") else f"v.{c}"
+    for c in (name.strip() for name in _VERDICT_COLUMNS.split(","))
+)
 _DECISION_COLUMNS = "id, case_id, platform, server_id, action, violation, moderator_id, note, at, self_review"
 _POLICY_COLUMNS = (
     "platform, server_id, name, version, text, description, author, created_at, sensitive, author_notice, notice_text"
@@ -320,28 +325,30 @@ class SqliteStore(_Repositories):
                         KnownRevision(r[3], r[4], datetime.fromisoformat(r[5]), deleted=r[6] is not None)
                     )
         # Placed in order, so that an edit arriving in the same batch as its message follows it.
-        placed: list[tuple[IntakeOutcome, tuple[str, str, str], int | None, Effect | None]] = []
+        placed: list[tuple[IntakeOutcome, tuple[str, str, str], int | None, Effect | None, str | None]] = []
         rows: list[tuple[Any, ...]] = []
         for message, hold_until, flag_update in items:
             digest = text_digest(message.text)
             where = place(known[message.key], message, digest)
             outcome, revision = where.outcome, where.revision
+            body: str | None = None
             if revision is not None:
                 state, held = "pending", None
-                body: str | None = message.model_dump_json()
                 if outcome is IntakeOutcome.STALE:
-                    state, body = "superseded", None  # recorded so that a replay of it is a repeat; never judged
-                elif revision > 1 and hold_until is not None:
-                    outcome, held = IntakeOutcome.HELD, _at(hold_until)
-                rows.append((*message.key, revision, digest, _at(message.revised_at), body, state, held, ts, ts))
+                    state = "superseded"  # recorded so that a replay of it is a repeat; never judged
+                else:
+                    body = message.model_dump_json(exclude_defaults=True)
+                    if revision > 1 and hold_until is not None:
+                        outcome, held = IntakeOutcome.HELD, _at(hold_until)
+                rows.append((*message.key, revision, digest, _at(message.revised_at), state, held, ts, ts))
                 known[message.key].append(KnownRevision(revision, digest, message.revised_at))
-            placed.append((outcome, message.key, revision, flag_update))
+            placed.append((outcome, message.key, revision, flag_update, body))
         async with conn.execute("SELECT COALESCE(MAX(id), 0) FROM queue") as cur:
             row = await cur.fetchone()
         before = int(row[0]) if row else 0
         await conn.executemany(
-            "INSERT INTO queue (platform, server_id, message_id, revision, text_digest, revised_at, message,"
-            " state, not_before, enqueued_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO queue (platform, server_id, message_id, revision, text_digest, revised_at,"
+            " state, not_before, enqueued_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         # Inside BEGIN IMMEDIATE nobody else writes: the rows above the old maximum are this batch's.
@@ -349,8 +356,12 @@ class SqliteStore(_Repositories):
             "SELECT id, platform, server_id, message_id, revision FROM queue WHERE id > ?", (before,)
         ) as cur:
             ids = {(r[1], r[2], r[3], r[4]): int(r[0]) for r in await cur.fetchall()}
+        await conn.executemany(
+            "INSERT INTO queue_messages (queue_id, message) VALUES (?, ?)",
+            [(ids[(*key, revision)], body) for _, key, revision, _, body in placed if body is not None],
+        )
         results: list[Intake] = []
-        for outcome, key, revision, flag_update in placed:
+        for outcome, key, revision, flag_update, _ in placed:
             if revision is None:
                 results.append(Intake(outcome))
                 continue
@@ -362,13 +373,14 @@ class SqliteStore(_Repositories):
 
     async def waiting_page(self, now: datetime, exclude: Collection[int], limit: int) -> list[QueueItem]:
         rows = await self.fetchall(
-            "SELECT q.id, q.message, q.state, q.case_id, q.revision, q.enqueued_at,"
+            "SELECT q.id, m.message, q.state, q.case_id, q.revision, q.enqueued_at,"
             # A pending revision is superseded once a newer revision of the message was accepted.
             " q.state = 'pending' AND EXISTS (SELECT 1 FROM queue n WHERE n.platform = q.platform"
             " AND n.server_id = q.server_id AND n.message_id = q.message_id AND n.id != q.id"
             " AND n.state != 'superseded' AND (n.revised_at > q.revised_at"
             " OR (n.revised_at = q.revised_at AND n.revision > q.revision)))"
-            " FROM queue q WHERE q.state IN ('pending', 'acting') AND (q.not_before IS NULL OR q.not_before <= ?)"
+            " FROM queue q JOIN queue_messages m ON m.queue_id = q.id"
+            " WHERE q.state IN ('pending', 'acting') AND (q.not_before IS NULL OR q.not_before <= ?)"
             " AND q.id NOT IN (SELECT value FROM json_each(?)) ORDER BY q.id LIMIT ?",
             (_at(now), json.dumps(sorted(exclude)), int(limit)),
         )
@@ -400,10 +412,10 @@ class SqliteStore(_Repositories):
     async def supersede(self, queue_id: int) -> None:
         async with self.raw_transaction() as conn:
             await conn.execute(
-                "UPDATE queue SET state = 'superseded', message = NULL, updated_at = ?"
-                " WHERE id = ? AND state = 'pending'",
+                "UPDATE queue SET state = 'superseded', updated_at = ? WHERE id = ? AND state = 'pending'",
                 (self._ts(), queue_id),
             )
+            await _forget_messages(conn, "queue_id = ?", (queue_id,))
 
     async def message_deleted(
         self, platform: str, server_id: str, message_id: str, at: datetime, flag_update: Effect | None = None
@@ -412,12 +424,18 @@ class SqliteStore(_Repositories):
         ts = _at(at)
         async with self.raw_transaction() as conn:
             cur = await conn.execute(
-                "UPDATE queue SET state = 'cancelled', message = NULL, updated_at = ?"
+                "UPDATE queue SET state = 'cancelled', updated_at = ?"
                 " WHERE platform = ? AND server_id = ? AND message_id = ? AND state = 'pending'",
                 (ts, *key),
             )
             cancelled = cur.rowcount
             await cur.close()
+            await _forget_messages(
+                conn,
+                "queue_id IN (SELECT id FROM queue WHERE platform = ? AND server_id = ? AND message_id = ?"
+                " AND state = 'cancelled')",
+                key,
+            )
             cur = await conn.execute(
                 "UPDATE queue SET deleted_at = ? WHERE platform = ? AND server_id = ? AND message_id = ?"
                 " AND deleted_at IS NULL",
@@ -429,8 +447,8 @@ class SqliteStore(_Repositories):
                 # Deleted before it was ever delivered (events arrive out of order): a tombstone
                 # refuses the creation event when it comes.
                 await conn.execute(
-                    "INSERT INTO queue (platform, server_id, message_id, revision, text_digest, revised_at, message,"
-                    " state, deleted_at, enqueued_at, updated_at) VALUES (?, ?, ?, 1, NULL, ?, NULL, 'cancelled', ?,"
+                    "INSERT INTO queue (platform, server_id, message_id, revision, text_digest, revised_at,"
+                    " state, deleted_at, enqueued_at, updated_at) VALUES (?, ?, ?, 1, NULL, ?, 'cancelled', ?,"
                     " ?, ?) ON CONFLICT DO NOTHING",
                     (*key, ts, ts, ts, ts),
                 )
@@ -448,8 +466,14 @@ class SqliteStore(_Repositories):
     async def server_removed(self, platform: str, server_id: str, at: datetime) -> int:
         ts = _at(at)
         async with self.raw_transaction() as conn:
+            await _forget_messages(
+                conn,
+                "queue_id IN (SELECT id FROM queue WHERE platform = ? AND server_id = ?"
+                " AND state IN ('pending', 'acting'))",
+                (platform, server_id),
+            )
             cur = await conn.execute(
-                "UPDATE queue SET state = 'cancelled', message = NULL, updated_at = ?"
+                "UPDATE queue SET state = 'cancelled', updated_at = ?"
                 " WHERE platform = ? AND server_id = ? AND state IN ('pending', 'acting')",
                 (ts, platform, server_id),
             )
@@ -504,7 +528,8 @@ class SqliteStore(_Repositories):
                     case.message.message_id,
                     case.message.author.id,
                     case.message.text,
-                    case.message.model_copy(update={"text": ""}).model_dump_json(),
+                    # Fields at their defaults are left out: a case row is the bulk of what stays.
+                    case.message.model_copy(update={"text": ""}).model_dump_json(exclude_defaults=True),
                     case.status.value,
                     int(case.violation),
                     case.skipped_reason,
@@ -515,7 +540,13 @@ class SqliteStore(_Repositories):
                 for _, case, _ in live
             ],
         )
-        await _insert_verdicts(conn, [(case.id, v) for _, case, _ in live for v in case.verdicts], None, ts)
+        await _insert_verdicts(
+            conn,
+            [(case.id, v) for _, case, _ in live for v in case.verdicts],
+            None,
+            ts,
+            reasoning_aside={case.id for _, case, _ in live if case.status is CaseStatus.CLEAN},
+        )
         effect_rows = [
             (case.id, seq, effect.kind.value, effect.model_dump_json(), outcome.value, ts)
             for _, case, effects in live
@@ -526,15 +557,16 @@ class SqliteStore(_Repositories):
                 "INSERT INTO effects (case_id, seq, kind, effect, outcome, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
                 effect_rows,
             )
+        acting = {
+            queue_id: any(outcome is EffectOutcome.PENDING for _, outcome in effects) for queue_id, _, effects in live
+        }
         await conn.executemany(
-            "UPDATE queue SET state = ?, case_id = ?, message = CASE WHEN ? THEN message END, updated_at = ?"
-            " WHERE id = ?",
-            [
-                (("acting" if acting else "done"), case.id, int(acting), ts, queue_id)
-                for queue_id, case, effects in live
-                for acting in [any(outcome is EffectOutcome.PENDING for _, outcome in effects)]
-            ],
+            "UPDATE queue SET state = ?, case_id = ?, updated_at = ? WHERE id = ?",
+            [(("acting" if acting[queue_id] else "done"), case.id, ts, queue_id) for queue_id, case, _ in live],
         )
+        # An item acting keeps its message until its effects are done (a restart resumes them).
+        done = [queue_id for queue_id in acting if not acting[queue_id]]
+        await _forget_messages(conn, "queue_id IN (SELECT value FROM json_each(?))", (json.dumps(done),))
         return [queue_id in open_ids for queue_id in ids]
 
     async def _write_outcomes(
@@ -556,20 +588,20 @@ class SqliteStore(_Repositories):
     async def finish_queue_item(self, queue_id: int) -> None:
         async with self.raw_transaction() as conn:
             await conn.execute(
-                "UPDATE queue SET state = 'done', message = NULL, updated_at = ? WHERE id = ? AND state != 'cancelled'",
+                "UPDATE queue SET state = 'done', updated_at = ? WHERE id = ? AND state != 'cancelled'",
                 (self._ts(), queue_id),
             )
+            await _forget_messages(conn, "queue_id = ?", (queue_id,))
 
     # ------------------------------------------------------------ storage upkeep
 
     async def forget_clean_reasoning(self, decided_before: datetime, limit: int) -> int:
         async with self.raw_transaction() as conn:
             cur = await conn.execute(
-                "UPDATE verdicts SET reasoning = '', raw_output = NULL WHERE id IN (SELECT v.id FROM verdicts v"
-                " JOIN cases c ON c.id = v.case_id WHERE v.violation = 0 AND v.status = 'decided'"
-                " AND (v.reasoning != '' OR v.raw_output IS NOT NULL) AND c.created_at < ? AND c.status = 'clean'"
-                " LIMIT ?)",
-                (_at(decided_before), int(limit)),
+                "DELETE FROM clean_reasoning WHERE verdict_id IN (SELECT r.verdict_id FROM clean_reasoning r"
+                " JOIN verdicts v ON v.id = r.verdict_id JOIN cases c ON c.id = v.case_id"
+                " WHERE r.created_at < ? AND c.created_at < ? ORDER BY r.created_at LIMIT ?)",
+                (_at(decided_before), _at(decided_before), int(limit)),
             )
             cleared = cur.rowcount
             await cur.close()
@@ -587,6 +619,11 @@ class SqliteStore(_Repositories):
             await self._conn.executescript(f"PRAGMA incremental_vacuum({int(max_pages)});")
         after = await self.fetchone("PRAGMA freelist_count")
         return int(before[0] if before else 0) - int(after[0] if after else 0)
+
+
+async def _forget_messages(conn: aiosqlite.Connection, where: str, params: Sequence[Any]) -> None:
+    """A queued revision's message goes once nothing waits on it (its row stays, without text)."""
+    await conn.execute(f"DELETE FROM queue_messages WHERE {where}", params)
 
 
 async def _note_cases(
@@ -665,12 +702,23 @@ async def _write_outcomes(
     )
     finished = [(ts, queue_id) for _, _, _, _, queue_id, _ in items if queue_id is not None]
     if finished:
-        await conn.executemany("UPDATE queue SET state = 'done', message = NULL, updated_at = ? WHERE id = ?", finished)
+        await conn.executemany(
+            "UPDATE queue SET state = 'done', updated_at = ? WHERE id = ? AND state != 'cancelled'", finished
+        )
+        await conn.executemany("DELETE FROM queue_messages WHERE queue_id = ?", [(q,) for _, q in finished])
 
 
 async def _insert_verdicts(
-    conn: aiosqlite.Connection, verdicts: Iterable[tuple[str, Verdict]], appeal_id: int | None, ts: str
+    conn: aiosqlite.Connection,
+    verdicts: Iterable[tuple[str, Verdict]],
+    appeal_id: int | None,
+    ts: str,
+    reasoning_aside: Collection[str] = (),
 ) -> None:
+    """Write verdicts; the reasoning of those of cases in `reasoning_aside` (clean cases) goes to
+    clean_reasoning, which the upkeep empties after a day."""
+    verdicts = list(verdicts)
+    aside = [(case_id, v) for case_id, v in verdicts if case_id in reasoning_aside]
     rows = [
         (
             case_id,
@@ -683,8 +731,8 @@ async def _insert_verdicts(
             json.dumps(list(v.rule_ids)),
             v.confidence.value,
             v.rationale,
-            v.reasoning,
-            v.raw_output,
+            "" if case_id in reasoning_aside else v.reasoning,
+            None if case_id in reasoning_aside else v.raw_output,
             v.model,
             v.effort.value,
             v.latency_ms,
@@ -697,11 +745,28 @@ async def _insert_verdicts(
     ]
     if not rows:
         return
+    before = 0
+    if aside:
+        async with conn.execute("SELECT COALESCE(MAX(id), 0) FROM verdicts") as cur:
+            row = await cur.fetchone()
+        before = int(row[0]) if row else 0
     await conn.executemany(
         f"INSERT INTO verdicts (case_id, appeal_id, {_VERDICT_COLUMNS}, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
+    if aside:
+        # In one transaction the new rows take the ids after the old maximum, in order.
+        async with conn.execute("SELECT id, case_id FROM verdicts WHERE id > ? ORDER BY id", (before,)) as cur:
+            ids = [(int(r[0]), str(r[1])) for r in await cur.fetchall()]
+        await conn.executemany(
+            "INSERT INTO clean_reasoning (verdict_id, reasoning, raw_output, created_at) VALUES (?, ?, ?, ?)",
+            [
+                (verdict_id, v.reasoning, v.raw_output, ts)
+                for (verdict_id, case_id), (_, v) in zip(ids, verdicts, strict=True)
+                if case_id in reasoning_aside and (v.reasoning or v.raw_output is not None)
+            ],
+        )
 
 
 def _verdict(v: Sequence[Any]) -> Verdict:
@@ -849,8 +914,9 @@ class SqliteCases:
         ids = [r[0] for r in rows]
         marks = ",".join("?" * len(ids))
         verdict_rows = await self._db.fetchall(
-            f"SELECT case_id, {_VERDICT_COLUMNS} FROM verdicts WHERE appeal_id IS NULL AND case_id IN ({marks})"
-            " ORDER BY id",
+            f"SELECT v.case_id, {_VERDICT_WITH_REASONING} FROM verdicts v"
+            f" LEFT JOIN clean_reasoning r ON r.verdict_id = v.id WHERE v.appeal_id IS NULL AND v.case_id IN ({marks})"
+            " ORDER BY v.id",
             ids,
         )
         effect_rows = await self._db.fetchall(

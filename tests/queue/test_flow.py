@@ -310,14 +310,19 @@ async def test_every_line_of_a_work_item_carries_its_ids(store: SqliteStore, clo
 async def test_the_running_bot_forgets_the_reasoning_of_clean_verdicts_after_a_day(
     store: SqliteStore, clock: MutableClock
 ) -> None:
-    pipeline = ModerationPipeline(store, ScriptedClassifier(), {}, workers=1, now=clock)
+    class Thinking(ScriptedClassifier):
+        async def classify(self, request: ClassificationRequest) -> Verdict:
+            verdict = await super().classify(request)
+            return verdict.model_copy(update={"reasoning": "the model thought about it"})
+
+    pipeline = ModerationPipeline(store, Thinking(), {}, workers=1, now=clock)
     await pipeline.start()
     await pipeline.submit(chat("clean", "nice weather"))
     await pipeline.submit(chat("flagged", "you idiot"))
     await pipeline.drain()
     await pipeline.stop()
-    async with store.raw_transaction() as conn:  # the scripted model gives no reasoning: some is added
-        await conn.execute("UPDATE verdicts SET reasoning = 'the model thought about it'")
+    kept = {c.message.message_id: c.verdicts[0].reasoning async for c in store.cases.every()}
+    assert kept == {"clean": "the model thought about it", "flagged": "the model thought about it"}
     clock.advance(pipeline_module.CLEAN_REASONING_KEPT.total_seconds() + 60)
     await pipeline.start()  # the upkeep runs at start, then every UPKEEP_SECONDS
     try:

@@ -65,6 +65,20 @@ async def _previous_version(path: Path) -> None:
             " VALUES ('C-OLD', 1, 'flag', '{\"kind\": \"flag\"}', 'done', ?, 'mods/1')",
             (T0.isoformat(),),
         )
+        clean = message("clean", "nice weather")
+        await conn.execute(
+            "INSERT INTO cases (id, platform, server_id, channel_id, message_id, author_id, text, message, status,"
+            " violation, mode, created_at) VALUES ('C-CLEAN', 'console', 'g1', 'c1', 'clean', 'u1',"
+            " 'nice weather', ?, 'clean', 0, 'enforce', ?)",
+            (clean.model_copy(update={"text": ""}).model_dump_json(), T0.isoformat()),
+        )
+        await conn.execute(
+            "INSERT INTO verdicts (case_id, policy, policy_version, status, violation, rule_ids, confidence, rationale,"
+            " reasoning, model, effort, latency_ms, prompt_tokens, completion_tokens, reused, created_at)"
+            " VALUES ('C-CLEAN', 'harassment', 1, 'decided', 0, '[]', 'high', 'fine', 'a long thought', 'm', 'low',"
+            " 5.0, 1, 1, 0, ?)",
+            (T0.isoformat(),),
+        )
         await conn.execute(
             "INSERT INTO appeals (case_id, author_id, statement, status, created_at)"
             " VALUES ('C-OLD', 'u1', 'a quote', 'pending', ?)",
@@ -83,6 +97,13 @@ async def test_0007_keeps_cases_their_children_and_the_queue(tmp_path: Path) -> 
         assert (await store.appeals.for_case("C-OLD")) is not None
         assert (await store.fetchone("SELECT judging_notes FROM cases WHERE id = 'C-OLD'"))[0] == "normalised"  # type: ignore[index]
         assert await store.fetchall("PRAGMA foreign_key_check") == []
+        # A clean verdict's reasoning moved aside, where the upkeep forgets it; it still reads the same.
+        clean = await store.cases.get("C-CLEAN")
+        assert clean is not None and clean.verdicts[0].reasoning == "a long thought"
+        assert (await store.fetchone("SELECT reasoning FROM verdicts WHERE case_id = 'C-CLEAN'"))[0] == ""  # type: ignore[index]
+        assert await store.forget_clean_reasoning(T0 + timedelta(days=1), 10) == 1
+        clean = await store.cases.get("C-CLEAN")
+        assert clean is not None and clean.verdicts[0].reasoning == ""
         indexes = {r[0] for r in await store.fetchall("SELECT name FROM sqlite_master WHERE tbl_name = 'cases'")}
         assert {"cases_server_time", "cases_author"} <= indexes
 
