@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -38,6 +39,7 @@ from bot.domain import (
 )
 from bot.store._group_commit import GroupCommit
 from bot.store._migrations import migrate
+from bot.store._settings_rows import settings_from_row
 from bot.store.ports import (
     AuditEntry,
     CaseQuery,
@@ -53,6 +55,8 @@ from bot.store.ports import (
 )
 
 Clock = Callable[[], datetime]
+
+log = logging.getLogger(__name__)
 
 # Re-exported for callers that built on the store module before the ports existed.
 __all__ = ["LivePolicy", "QueueItem", "SqliteStore"]
@@ -138,6 +142,8 @@ class SqliteStore(_Repositories):
         self._decisions = GroupCommit(self.raw_transaction, self._write_decisions)
         self._outcomes = GroupCommit(self.raw_transaction, self._write_outcomes)
         self._claims = GroupCommit(self.raw_transaction, self._write_claims)
+        # (platform, server, stored JSON) of settings rows whose repair was logged already.
+        self.settings_repairs_logged: set[tuple[str, str, str]] = set()
         super().__init__(_Db(self, None))
 
     @classmethod
@@ -962,7 +968,7 @@ class SqliteSettings:
         row = await self._db.fetchone(
             "SELECT settings FROM server_settings WHERE platform = ? AND server_id = ?", (platform, server_id)
         )
-        return ServerSettings.model_validate_json(row[0]) if row else None
+        return self._settings(platform, server_id, row[0]) if row else None
 
     async def put(self, settings: ServerSettings, at: datetime) -> None:
         async with self._db.writing() as conn:
@@ -974,8 +980,25 @@ class SqliteSettings:
             )
 
     async def every(self) -> list[ServerSettings]:
-        rows = await self._db.fetchall("SELECT settings FROM server_settings ORDER BY platform, server_id")
-        return [ServerSettings.model_validate_json(r[0]) for r in rows]
+        rows = await self._db.fetchall(
+            "SELECT platform, server_id, settings FROM server_settings ORDER BY platform, server_id"
+        )
+        return [self._settings(r[0], r[1], r[2]) for r in rows]
+
+    def _settings(self, platform: str, server_id: str, raw: str) -> ServerSettings:
+        # A row today's ranges refuse (written before they existed) is read repaired, so that it
+        # breaks neither this server's messages nor any job of the others; said once in the log.
+        settings, repairs = settings_from_row(platform, server_id, raw)
+        if repairs and (platform, server_id, raw) not in self._db.store.settings_repairs_logged:
+            self._db.store.settings_repairs_logged.add((platform, server_id, raw))
+            log.warning(
+                "stored settings of %s server %r are out of today's ranges and were read repaired (%s);"
+                " set them again with `modbot settings set` to store valid values",
+                platform,
+                server_id,
+                "; ".join(repairs),
+            )
+        return settings
 
 
 class SqliteAudit:
