@@ -159,6 +159,9 @@ class SqliteStore(_Repositories):
             # can lose the last transactions. FULL would fsync every commit.
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.execute("PRAGMA foreign_keys = ON")
+            # Deleted and overwritten content is zeroed in the file, so that text removed by
+            # retention or erasure is gone from the disk too, not left in free space.
+            await conn.execute("PRAGMA secure_delete = ON")
             await migrate(conn)
         except BaseException:
             await conn.close()
@@ -183,6 +186,11 @@ class SqliteStore(_Repositories):
                 await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
+
+    async def truncate_wal(self) -> None:
+        """Copy the write-ahead log into the file and empty it: removed text leaves no old page behind there."""
+        async with self._tx_lock:
+            await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_Repositories]:
@@ -323,6 +331,27 @@ class SqliteStore(_Repositories):
             await conn.execute(
                 "UPDATE queue SET state = 'done', message = NULL, updated_at = ? WHERE id = ?", (self._ts(), queue_id)
             )
+
+
+async def _redact_copies_of_text(conn: aiosqlite.Connection, case_ids: Sequence[str]) -> None:
+    """Remove what repeats or paraphrases the cases' message text; keep rule ids, statuses and decisions.
+
+    The copies: the model's rationale, reasoning and raw output (first pass and second
+    opinions), the appeal's statement, and each effect's reason (a flag's reason is the
+    rationale). Adding a column that holds message text means adding it here.
+    """
+    marks = ",".join("?" * len(case_ids))
+    await conn.execute(
+        "UPDATE verdicts SET rationale = '', reasoning = '', raw_output = NULL"
+        f" WHERE case_id IN ({marks}) AND (rationale != '' OR reasoning != '' OR raw_output IS NOT NULL)",
+        case_ids,
+    )
+    await conn.execute(f"UPDATE appeals SET statement = '' WHERE case_id IN ({marks}) AND statement != ''", case_ids)
+    await conn.execute(
+        "UPDATE effects SET effect = json_set(effect, '$.reason', '')"
+        f" WHERE case_id IN ({marks}) AND json_extract(effect, '$.reason') != ''",
+        case_ids,
+    )
 
 
 async def _claim(conn: aiosqlite.Connection, case_id: str, seq: int, ts: str) -> bool:
@@ -497,20 +526,38 @@ class SqliteCases:
 
     async def servers_with_text(self) -> list[tuple[str, str]]:
         rows = await self._db.fetchall(
-            "SELECT DISTINCT platform, server_id FROM cases WHERE text IS NOT NULL ORDER BY platform, server_id"
+            "SELECT platform, server_id FROM cases WHERE text IS NOT NULL"
+            # An appeal filed after its case's text was purged still holds the author's words.
+            " UNION SELECT c.platform, c.server_id FROM appeals a JOIN cases c ON c.id = a.case_id"
+            " WHERE a.statement != '' ORDER BY 1, 2"
         )
         return [(r[0], r[1]) for r in rows]
 
     async def purge_text(self, platform: str, server_id: str, created_before: datetime, at: datetime) -> int:
         async with self._db.writing() as conn:
+            async with conn.execute(
+                "SELECT id FROM cases WHERE platform = ? AND server_id = ? AND text IS NOT NULL AND created_at < ?",
+                (platform, server_id, _at(created_before)),
+            ) as cur:
+                case_ids = [str(r[0]) for r in await cur.fetchall()]
+            for start in range(0, len(case_ids), 500):
+                chunk = case_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                await conn.execute(
+                    f"UPDATE cases SET text = NULL, text_purged_at = ? WHERE id IN ({marks})", (_at(at), *chunk)
+                )
+                await _redact_copies_of_text(conn, chunk)
+            # The statement of an appeal filed after its case was purged: kept no longer than text is.
             cur = await conn.execute(
-                "UPDATE cases SET text = NULL, text_purged_at = ? WHERE platform = ? AND server_id = ?"
-                " AND text IS NOT NULL AND created_at < ?",
-                (_at(at), platform, server_id, _at(created_before)),
+                "UPDATE appeals SET statement = '' WHERE statement != '' AND created_at < ? AND case_id IN"
+                " (SELECT id FROM cases WHERE platform = ? AND server_id = ?)",
+                (_at(created_before), platform, server_id),
             )
-            count = cur.rowcount
+            statements = cur.rowcount
             await cur.close()
-        return int(count)
+        if (case_ids or statements) and not self._db.in_transaction:
+            await self._db.store.truncate_wal()
+        return len(case_ids)
 
     async def _load(
         self, clause: str, params: Sequence[Any], *, order: str = "c.rowid", limit: int | None = None, offset: int = 0

@@ -305,9 +305,14 @@ class FakeCases:
         return AuthorHistory(days=days, cases=len(flagged), confirmed=sum(c.status in STRIKE_STATUSES for c in flagged))
 
     async def servers_with_text(self) -> list[tuple[str, str]]:
-        return sorted(
-            {(c.message.platform, c.message.server_id) for c in self._db.state.cases.values() if not c.text_purged_at}
-        )
+        state = self._db.state
+        with_text = {(c.message.platform, c.message.server_id) for c in state.cases.values() if not c.text_purged_at}
+        stated = {
+            (state.cases[a.case_id].message.platform, state.cases[a.case_id].message.server_id)
+            for a in state.appeals.values()
+            if a.statement
+        }
+        return sorted(with_text | stated)
 
     async def purge_text(self, platform: str, server_id: str, created_before: datetime, at: datetime) -> int:
         async with self._db.writing() as state:
@@ -317,10 +322,35 @@ class FakeCases:
                     continue
                 if c.text_purged_at is None and c.created_at < created_before:
                     state.cases[case_id] = c.model_copy(
-                        update={"message": c.message.model_copy(update={"text": ""}), "text_purged_at": at}
+                        update={
+                            "message": c.message.model_copy(update={"text": ""}),
+                            "text_purged_at": at,
+                            "verdicts": tuple(_redacted(v) for v in c.verdicts),
+                        }
                     )
+                    state.effects[case_id] = [
+                        r.model_copy(update={"effect": r.effect.model_copy(update={"reason": ""})})
+                        for r in state.effects.get(case_id, [])
+                    ]
+                    for appeal_id, a in list(state.appeals.items()):
+                        if a.case_id == case_id:
+                            state.appeals[appeal_id] = a.model_copy(
+                                update={
+                                    "statement": "",
+                                    "second_opinion": tuple(_redacted(v) for v in a.second_opinion),
+                                }
+                            )
                     purged += 1
+            for appeal_id, a in list(state.appeals.items()):
+                c = state.cases[a.case_id]
+                if (c.message.platform, c.message.server_id) == (platform, server_id) and a.created_at < created_before:
+                    state.appeals[appeal_id] = a.model_copy(update={"statement": ""})
             return purged
+
+
+def _redacted(verdict: Verdict) -> Verdict:
+    """A verdict without the words that may quote the message: its rule ids and decision stay."""
+    return verdict.model_copy(update={"rationale": "", "reasoning": "", "raw_output": None})
 
 
 class FakeEffects:
