@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -79,6 +81,35 @@ _APPEAL_COLUMNS = (
 # A case counts as a strike once a person has said it violates.
 _STRIKE_STATUSES = (CaseStatus.CONFIRMED.value, CaseStatus.UPHELD.value)
 _FLAGGING = "(v.violation = 1 OR v.status = 'needs_review')"
+
+
+# The file holds members' messages and ids: readable and writable by the bot's own user only.
+PRIVATE_MODE = 0o600
+
+
+def keep_private(path: Path) -> None:
+    """Create the database file with mode 0600, and take group and other access off existing files.
+
+    SQLite creates the -wal and -shm files with the main file's mode, so they follow it.
+    A file made readable by others (by hand, or by an older modbot under umask 022) is
+    narrowed and the change logged; a file this user cannot change is only warned about.
+    """
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_MODE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if not mode & 0o077:
+            continue
+        try:
+            file.chmod(PRIVATE_MODE)
+        except OSError as exc:
+            log.warning("%s is readable by others (mode %o) and cannot be narrowed: %s", file, mode, exc)
+        else:
+            log.warning(
+                "%s was readable by others (mode %o); now %o, as the bot's data is private", file, mode, PRIVATE_MODE
+            )
 
 
 def _at(value: datetime) -> str:
@@ -151,6 +182,7 @@ class SqliteStore(_Repositories):
         path = Path(path)
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
+            keep_private(path)
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
