@@ -29,6 +29,7 @@ from bot.domain import (
     CaseStatus,
     DecisionAction,
     Effect,
+    EffectKind,
     EffectOutcome,
     EffectRecord,
     HumanDecision,
@@ -43,14 +44,17 @@ from bot.store._group_commit import GroupCommit
 from bot.store._migrations import migrate
 from bot.store._settings_rows import settings_from_row
 from bot.store.ports import (
+    ERASED_MEMBER,
     AuditEntry,
     CaseQuery,
     DigestCounts,
     Draft,
     DuplicateAppeal,
     DuplicateDecision,
+    ErasureCounts,
     HealthState,
     LivePolicy,
+    MemberRecords,
     PolicyContent,
     QueueItem,
     Stage,
@@ -159,6 +163,7 @@ class _Repositories:
         self.audit = SqliteAudit(db)
         self.jobs = SqliteJobMemory(db)
         self.statistics = SqliteStatistics(db)
+        self.privacy = SqlitePrivacy(db)
 
 
 class SqliteStore(_Repositories):
@@ -1254,3 +1259,107 @@ class SqliteStatistics:
             appeals_filed=int(filed[0]) if filed else 0,
             latencies_ms=latencies,
         )
+
+
+# ---------------------------------------------------------------- data-subject requests
+
+# Effects whose reference is the address of a DM to the author.
+_DM_TO_AUTHOR = (EffectKind.NOTIFY_AUTHOR.value, EffectKind.NOTIFY_APPEAL_OUTCOME.value)
+# A queued or decided Message as JSON, made anonymous: no text, name, roles or attachment names.
+_ANONYMOUS_MESSAGE = (
+    "json_set(message, '$.text', '', '$.author.id', ?, '$.author.name', '', '$.author.roles', json('[]'),"
+    " '$.attachments', json('[]'))"
+)
+
+
+class SqlitePrivacy:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def member_servers(self, platform: str, user_id: str) -> list[str]:
+        rows = await self._db.fetchall(
+            "SELECT server_id FROM cases WHERE platform = ? AND author_id = ?"
+            " UNION SELECT server_id FROM queue WHERE platform = ? AND message IS NOT NULL"
+            " AND json_extract(message, '$.author.id') = ?"
+            " UNION SELECT server_id FROM human_decisions WHERE platform = ? AND moderator_id = ?"
+            " UNION SELECT server_id FROM audit_log WHERE platform = ? AND actor = ? ORDER BY 1",
+            (platform, user_id) * 4,
+        )
+        return [str(r[0]) for r in rows]
+
+    async def member_records(self, platform: str, server_id: str, user_id: str) -> MemberRecords:
+        cases = await SqliteCases(self._db)._load(
+            "WHERE c.platform = ? AND c.server_id = ? AND c.author_id = ?",
+            (platform, server_id, user_id),
+            order="c.created_at, c.rowid",
+        )
+        appeals = await SqliteAppeals(self._db)._load(
+            "JOIN cases c ON c.id = a.case_id WHERE c.platform = ? AND c.server_id = ? AND a.author_id = ?",
+            (platform, server_id, user_id),
+        )
+        decisions: list[HumanDecision] = []
+        ids = [c.id for c in cases]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = await self._db.fetchall(
+                f"SELECT {_DECISION_COLUMNS} FROM human_decisions WHERE case_id IN ({','.join('?' * len(chunk))})"
+                " ORDER BY id",
+                chunk,
+            )
+            decisions += [_decision(r) for r in rows]
+        queued = await self._db.fetchall(
+            "SELECT message FROM queue WHERE platform = ? AND server_id = ? AND message IS NOT NULL"
+            " AND case_id IS NULL AND json_extract(message, '$.author.id') = ? ORDER BY id",
+            (platform, server_id, user_id),
+        )
+        return MemberRecords(
+            cases=tuple(cases),
+            appeals=tuple(appeals),
+            decisions=tuple(sorted(decisions, key=lambda d: d.id)),
+            queued=tuple(Message.model_validate_json(r[0]) for r in queued),
+        )
+
+    async def erase_member(self, platform: str, server_id: str, user_id: str, at: datetime) -> ErasureCounts:
+        async with self._db.writing() as conn:
+            async with conn.execute(
+                "SELECT id FROM cases WHERE platform = ? AND server_id = ? AND author_id = ?",
+                (platform, server_id, user_id),
+            ) as cur:
+                case_ids = [str(r[0]) for r in await cur.fetchall()]
+            appeals = decisions = 0
+            for start in range(0, len(case_ids), 500):
+                chunk = case_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                await _redact_copies_of_text(conn, chunk)
+                await conn.execute(
+                    f"UPDATE cases SET author_id = ?, text = NULL, text_purged_at = COALESCE(text_purged_at, ?),"
+                    f" message = {_ANONYMOUS_MESSAGE} WHERE id IN ({marks})",
+                    (ERASED_MEMBER, _at(at), ERASED_MEMBER, *chunk),
+                )
+                # A platform's detail may name the member ("sent to U123"); a DM's reference is its address.
+                await conn.execute(
+                    "UPDATE effects SET detail = replace(detail, ?, ?),"
+                    f" reference = CASE WHEN kind IN (?, ?) THEN NULL ELSE reference END WHERE case_id IN ({marks})",
+                    (user_id, ERASED_MEMBER, *_DM_TO_AUTHOR, *chunk),
+                )
+                cur = await conn.execute(
+                    f"UPDATE appeals SET author_id = ?, note = '' WHERE case_id IN ({marks})", (ERASED_MEMBER, *chunk)
+                )
+                appeals += cur.rowcount
+                await cur.close()
+                cur = await conn.execute(f"UPDATE human_decisions SET note = '' WHERE case_id IN ({marks})", chunk)
+                decisions += cur.rowcount
+                await cur.close()
+            # Messages accepted but not judged yet are judged later as an empty message of nobody;
+            # those decided but with effects under way keep only what the effects need.
+            async with conn.execute(
+                f"UPDATE queue SET message = {_ANONYMOUS_MESSAGE} WHERE platform = ? AND server_id = ?"
+                " AND message IS NOT NULL AND json_extract(message, '$.author.id') = ? RETURNING case_id",
+                (ERASED_MEMBER, platform, server_id, user_id),
+            ) as cur:
+                queued = sum(1 for r in await cur.fetchall() if r[0] is None)
+        return ErasureCounts(cases=len(case_ids), appeals=appeals, decisions=decisions, queued=queued)
+
+    async def scrub_free_space(self) -> None:
+        if not self._db.in_transaction:
+            await self._db.store.truncate_wal()
