@@ -389,7 +389,8 @@ def _not_true_or_false(value: object) -> object:
 # the jobs of every server. `setting_range` reads them back for refusals and the README.
 WholeNumber = Annotated[int, BeforeValidator(_not_true_or_false)]
 
-_ID_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Controls and line breaks would forge lines wherever an id is shown; a lone surrogate cannot be stored.
+_ID_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def _id_from_json(value: object) -> object:
@@ -417,7 +418,7 @@ def _plausible_id(value: str) -> str:
     if len(value) > MAX_ID_CHARS:
         raise ValueError(f"an id is at most {MAX_ID_CHARS} characters")
     if _ID_CONTROL.search(value):
-        raise ValueError("an id holds no line breaks or control characters")
+        raise ValueError("an id holds no line breaks, control characters or broken characters")
     return value
 
 
@@ -432,7 +433,7 @@ class EffectRule(Frozen):
 
     min_confidence: Confidence = Confidence.LOW
     # None means every policy of the server.
-    policies: tuple[str, ...] | None = Field(default=None, max_length=50)
+    policies: tuple[ValidText, ...] | None = Field(default=None, max_length=50)
     effects: tuple[EffectKind, ...] = Field(default=(EffectKind.FLAG,), max_length=len(EffectKind))
     # Discord caps timeouts at 28 days.
     timeout_minutes: WholeNumber = Field(default=10, ge=1, le=40320, description="minutes")

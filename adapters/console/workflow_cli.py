@@ -296,13 +296,19 @@ def audit(
     server: ServerOption, platform: PlatformOption = PLATFORM, as_json: JsonOption = False, db: DbOption = None
 ) -> None:
     """Every policy and settings change of a server (and self-reviews): who, when, from what to what."""
+    from adapters.console.render import shown_id
+    from bot.sanitise import safe_inline
+
     entries = with_app(db, lambda m: m.policies.audit_log(operator(platform, server)))
     for e in entries:
         if as_json:
             typer.echo(json.dumps(e.model_dump(mode="json", exclude={"platform", "server_id"}), ensure_ascii=False))
         else:
             change = f"{e.before} -> {e.after}" if len(str(e.after)) < 40 else "(see --json)"
-            typer.echo(f"{e.at.isoformat()} {e.actor} {e.action} {e.subject} {change}")
+            typer.echo(
+                f"{e.at.isoformat()} {shown_id(e.actor)} {shown_id(e.action)} {shown_id(e.subject)}"
+                f" {safe_inline(change, 200)}"
+            )
 
 
 # ---------------------------------------------------------------- jobs
