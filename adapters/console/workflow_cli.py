@@ -269,6 +269,15 @@ def settings_show(server: ServerOption, platform: PlatformOption = PLATFORM, db:
     typer.echo(json.dumps(current.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
 
+@settings_app.command("ranges")
+def settings_ranges() -> None:
+    """Every numeric setting with its range; a value outside it is refused."""
+    from bot.domain import setting_ranges
+
+    for bounds in setting_ranges():
+        typer.echo(f"{bounds.path}: {bounds.low} to {bounds.high} ({bounds.unit})")
+
+
 @settings_app.command("set")
 def settings_set(
     server: ServerOption,
@@ -283,7 +292,9 @@ def settings_set(
 
     Examples: retention_days=14, mod_channel_id=C123, moderator_role_ids='["mods"]',
     strike_ladder='{"enabled": true, "window_days": 30, "steps": [{"strikes": 3, "timeout_minutes": 1440}]}'.
-    An effect the server's platform cannot carry out (a timeout on Slack) is refused.
+    A number outside its range (`modbot settings ranges`) is refused, and so is an effect the
+    server's platform cannot carry out (a timeout on Slack). An id given as a whole number
+    (mod_channel_id=123) is taken as the id it spells.
     """
     who = make_actor(actor, admin, role, platform, server)
     changes = parse_assignments(assignments)

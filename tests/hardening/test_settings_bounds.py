@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from bot.domain import ServerSettings, setting_ranges
 from bot.workflow import Actor, Refused, ServerSettingsService
@@ -152,3 +154,21 @@ async def test_a_refusal_echoes_the_value_on_one_line_without_pings() -> None:
 def test_the_defaults_are_within_their_ranges() -> None:
     defaults = ServerSettings(platform="console", server_id="g1")
     assert ServerSettings.model_validate(defaults.model_dump()) == defaults
+
+
+def test_the_ranges_and_a_numeric_id_from_the_command_line(tmp_path: Path) -> None:
+    import adapters.console.workflow_cli  # noqa: F401  (registers the settings commands)
+    from adapters.console.cli import app
+
+    env = {"MODBOT_DB": str(tmp_path / "cli.db"), "OLLAMA_HOST": "http://127.0.0.1:9"}
+    shown = CliRunner().invoke(app, ["settings", "ranges"], env=env)
+    assert shown.exit_code == 0
+    assert "retention_days: 1 to 3650 (days)" in shown.stdout.splitlines()
+    assert len(shown.stdout.splitlines()) == len(DOCUMENTED)
+    admin = ["-s", "g1", "--actor", "boss", "--admin"]
+    refused = CliRunner().invoke(app, ["settings", "set", *admin, "retention_days=1000000"], env=env)
+    assert refused.exit_code == 2
+    assert "retention_days=1000000 is out of range: give a whole number from 1 to 3650 (days)" in refused.stderr
+    taken = CliRunner().invoke(app, ["settings", "set", *admin, "mod_channel_id=1234567890123456789"], env=env)
+    assert taken.exit_code == 0, taken.output
+    assert json.loads(taken.stdout) == {"mod_channel_id": "1234567890123456789"}
