@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ from bot.observability.server import ObservabilityServer
 from bot.pipeline import ModerationPipeline
 from bot.settings import ModbotSettings
 from bot.store.health import database_problem
+from bot.store.ports import QueueBacklog
 from bot.store.sqlite import SqliteStore
 from bot.workflow.health import OllamaProbe
 from tests.fakes.ollama_fake import FakeOllama, Reply
@@ -93,7 +95,7 @@ async def test_a_pipeline_run_shows_in_the_metrics(store: SqliteStore, fake_olla
     recording = RecordingSink()
     pipeline = ModerationPipeline(store, classifier, {"console": InstrumentedSink(recording, metrics)}, workers=4)
     pipeline.observers.append(metrics.observe_case)
-    metrics.track_queue(depth=lambda: pipeline.backlog)
+    metrics.track_queue(store.queue_backlog)
     await pipeline.start()
     try:
         await pipeline.submit(make_message("m1", "hello there"))
@@ -193,18 +195,27 @@ def test_each_case_has_one_message_outcome(
     assert outcome_of(case) is expected
 
 
-def test_appeals_adapters_and_the_drain_estimate_are_exposed() -> None:
+async def test_appeals_adapters_the_queue_and_the_drain_estimate_are_exposed() -> None:
     metrics = ModbotMetrics(process_metrics=False)
     connected = {"discord": True}
     metrics.track_adapter("discord", lambda: connected["discord"])
+    metrics.track_adapter("slack", lambda: 1 / 0 == 0)  # a flag that raises reads as disconnected
     metrics.track_backlog_drain(lambda: 42.0)
-    metrics.track_queue(depth=lambda: 7, oldest_age_seconds=lambda: 12.5)
+    now = utcnow()
+
+    async def backlog() -> QueueBacklog:
+        return QueueBacklog(depth=7, oldest_enqueued_at=now - timedelta(seconds=12.5))
+
+    metrics.track_queue(backlog, clock=lambda: now)
     metrics.observe_appeal(AppealOutcome.FILED)
-    metrics.observe_appeal(AppealOutcome.FILED)
+    metrics.observe_appeal("filed")  # the appeals service's hook passes the word
     metrics.observe_appeal(AppealOutcome.OVERTURNED)
     text = metrics.exposition()[0].decode()
     assert sample(text, "modbot_adapter_connected", platform="discord") == 1
+    assert sample(text, "modbot_adapter_connected", platform="slack") == 0
+    assert sample(text, "modbot_queue_depth") == 0  # asked of the store only when refreshed
     connected["discord"] = False
+    await metrics.refresh()
     text = metrics.exposition()[0].decode()
     assert sample(text, "modbot_adapter_connected", platform="discord") == 0
     assert sample(text, "modbot_backlog_drain_seconds") == 42

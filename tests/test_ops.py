@@ -28,10 +28,12 @@ from packaging.requirements import Requirement
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from bot.domain import utcnow
 from bot.observability.metrics import ModbotMetrics, ModelCallResult
 from bot.observability.server import ObservabilityServer
 from bot.settings import ModbotSettings
 from bot.store._migrations import available_migrations, current_version
+from bot.store.ports import QueueBacklog
 from bot.store.sqlite import SqliteStore
 from tests.helpers import REPO, make_message
 
@@ -377,7 +379,11 @@ async def test_the_metrics_endpoint_passes_promtools_lint() -> None:
     promtool = ops_tool("promtool")
     metrics = ModbotMetrics()
     metrics.observe_model_call(endpoint="http://ollama:11434", effort="low", result=ModelCallResult.OK, seconds=1.5)
-    metrics.track_queue(depth=lambda: 3, oldest_age_seconds=lambda: 4.0)
+
+    async def three_waiting() -> QueueBacklog:
+        return QueueBacklog(depth=3, oldest_enqueued_at=utcnow())
+
+    metrics.track_queue(three_waiting)
     metrics.track_adapter("discord", lambda: True)
     async with (
         ObservabilityServer(metrics, []) as server,
