@@ -397,7 +397,7 @@ class InstrumentedClassifier:
 class InstrumentedSink:
     """The EffectSink port, counting each effect the wrapped platform sink carries out.
 
-    The sink's log lines carry the case's and the message's ids. Everything else of the
+    (The effect runner binds the case's ids around the sink.) Everything else of the
     adapter (its mod channel's `post`, `aclose`, `connected`, ...) is the adapter's own,
     so the wrapper can stand wherever the adapter did.
     """
@@ -419,15 +419,8 @@ class InstrumentedSink:
         return self.inner.supported_effects
 
     async def execute(self, effect: Effect, context: EffectContext) -> EffectResult:
-        message = context.case.message
         try:
-            with bound_ids(
-                platform=message.platform,
-                server_id=message.server_id,
-                message_id=message.message_id,
-                case_id=context.case.id,
-            ):
-                result = await self.inner.execute(effect, context)
+            result = await self.inner.execute(effect, context)
         except Exception:
             self.metrics.observe_effect(effect.kind, "error")
             raise

@@ -25,6 +25,7 @@ from bot.domain import (
 )
 from bot.effect_runner import carry_out, policy_briefs, support_only
 from bot.notices import AppealFiled, AppealView
+from bot.observability.logs import bound_case
 from bot.platforms import PlatformRouter
 from bot.ports import Classifier, EffectSink, ModChannel
 from bot.store.ports import DuplicateAppeal, DuplicateDecision, ModerationStore
@@ -108,8 +109,9 @@ class Appeals:
             raise _appealed_before(case_id, found.created_at if found else at) from exc
         if self.observe is not None:
             self.observe("filed")
-        view = await self._second_opinion(case_id)
-        await self._tell_moderators(case, view)
+        with bound_case(case):
+            view = await self._second_opinion(case_id)
+            await self._tell_moderators(case, view)
         return view
 
     async def second_opinion(self, case_id: str, actor: Actor) -> AppealView:
@@ -117,7 +119,8 @@ class Appeals:
         case = await case_for(self.store, case_id, actor)
         settings = await settings_or_default(self.store, case.message.platform, case.message.server_id)
         require_moderator(actor, settings, "request a second opinion")
-        return await self._second_opinion(case_id)
+        with bound_case(case):
+            return await self._second_opinion(case_id)
 
     async def _second_opinion(self, case_id: str) -> AppealView:
         view = await self._view(case_id)
