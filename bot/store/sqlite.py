@@ -1290,7 +1290,7 @@ class SqlitePrivacy:
     async def member_servers(self, platform: str, user_id: str) -> list[str]:
         rows = await self._db.fetchall(
             "SELECT server_id FROM cases WHERE platform = ? AND author_id = ?"
-            " UNION SELECT server_id FROM queue WHERE platform = ? AND message IS NOT NULL"
+            " UNION SELECT server_id FROM queue WHERE state != 'done' AND platform = ? AND message IS NOT NULL"
             " AND json_extract(message, '$.author.id') = ?"
             " UNION SELECT server_id FROM human_decisions WHERE platform = ? AND moderator_id = ?"
             " UNION SELECT server_id FROM audit_log WHERE platform = ? AND actor = ? ORDER BY 1",
@@ -1319,8 +1319,8 @@ class SqlitePrivacy:
             )
             decisions += [_decision(r) for r in rows]
         queued = await self._db.fetchall(
-            "SELECT message FROM queue WHERE platform = ? AND server_id = ? AND message IS NOT NULL"
-            " AND case_id IS NULL AND json_extract(message, '$.author.id') = ? ORDER BY id",
+            "SELECT message FROM queue WHERE state != 'done' AND platform = ? AND server_id = ?"
+            " AND message IS NOT NULL AND case_id IS NULL AND json_extract(message, '$.author.id') = ? ORDER BY id",
             (platform, server_id, user_id),
         )
         return MemberRecords(
@@ -1365,7 +1365,9 @@ class SqlitePrivacy:
             # those decided but with effects under way keep only what the effects need.
             async with conn.execute(
                 f"UPDATE queue SET message = {_ANONYMOUS_MESSAGE} WHERE platform = ? AND server_id = ?"
-                " AND message IS NOT NULL AND json_extract(message, '$.author.id') = ? RETURNING case_id",
+                # Only open items hold a message: their partial index spares a scan of every done row.
+                " AND state != 'done' AND message IS NOT NULL AND json_extract(message, '$.author.id') = ?"
+                " RETURNING case_id",
                 (ERASED_MEMBER, platform, server_id, user_id),
             ) as cur:
                 queued = sum(1 for r in await cur.fetchall() if r[0] is None)
