@@ -377,8 +377,11 @@ def jobs_run_once(
 
 
 def _summary(result: object) -> str:
+    from adapters.console.render import shown_id
+
     if isinstance(result, dict):
-        return ", ".join(f"{p}/{s}: {n} texts purged" for (p, s), n in result.items()) or "nothing to purge"
+        purged = (f"{shown_id(p)}/{shown_id(s)}: {n} texts purged" for (p, s), n in result.items())
+        return ", ".join(purged) or "nothing to purge"
     if isinstance(result, list):
         return f"{len(result)} notice(s) posted"
     if isinstance(result, int):

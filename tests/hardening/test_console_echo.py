@@ -45,10 +45,12 @@ from bot.domain import (
 )
 from bot.notices import AppealFiled, Digest, PolicyCount
 from bot.sanitise import valid_text
+from bot.store.ports import HealthState
 from bot.store.sqlite import SqliteStore
 from bot.text._unicode import BIDI_CONTROL
 from bot.workflow.appeals import appeal_view
 from bot.workflow.review import DecisionOutcome
+from bot.workflow.status import PlatformStatus, StatusReport
 from tests.conftest import REPO
 from tests.fakes.ollama_fake import FakeOllama, Reply, verdict_json
 from tests.helpers_hostile import HostileCase, hostile_ids, hostile_texts
@@ -190,6 +192,20 @@ def test_replay_lines_digests_and_printed_effects_echo_safely(hostile: HostileCa
         effect = case.effects[0].effect.model_copy(update={"kind": kind})
         asyncio.run(sink.execute(effect, context.model_copy(update={"flag_reference": hostile.value})))
     assert len(assert_inert(printed.getvalue().rstrip("\n"))) == 2
+
+
+@pytest.mark.parametrize("hostile", FOREIGN, ids=lambda c: c.name)
+def test_the_status_report_echoes_safely(hostile: HostileCase) -> None:
+    report = StatusReport(
+        store={"kind": "sqlite", "path": "modbot.db"},
+        store_bytes=0,
+        queue={},
+        model=HealthState(failing_since=AT, last_problem=hostile.value),
+        platforms=(
+            PlatformStatus(platform="console", running=True, misconfigured=(f"server {hostile.value}: no timeouts",)),
+        ),
+    )
+    assert len(assert_inert("\n".join(report.lines()))) == 5
 
 
 # ---------------------------------------------------------------- through the commands
