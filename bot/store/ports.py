@@ -226,10 +226,18 @@ class CaseRepository(Protocol):
         """Cases flagged since (not clean, not skipped), and how many of those were confirmed or upheld."""
         ...
 
-    async def servers_with_text(self) -> list[tuple[str, str]]: ...
+    async def servers_with_text(self) -> list[tuple[str, str]]:
+        """Servers holding message text or an appeal statement retention has not removed yet."""
+        ...
 
     async def purge_text(self, platform: str, server_id: str, created_before: datetime, at: datetime) -> int:
-        """Clear the text of the server's cases created before the cutoff; returns how many."""
+        """Remove the text of the server's cases created before the cutoff, and every copy of it.
+
+        The copies: verdicts' rationale, reasoning and raw output (second opinions too), the
+        appeal statement, effects' reasons. Statements of appeals filed before the cutoff go
+        too, whenever their case was purged. Rule ids, statuses and decisions stay. Returns
+        how many cases lost their text; the removed content is unrecoverable from storage.
+        """
         ...
 
 
