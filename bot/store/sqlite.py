@@ -86,6 +86,8 @@ _APPEAL_COLUMNS = (
 # A case counts as a strike once a person has said it violates.
 _STRIKE_STATUSES = (CaseStatus.CONFIRMED.value, CaseStatus.UPHELD.value)
 _FLAGGING = "(v.violation = 1 OR v.status = 'needs_review')"
+# Cases purged per transaction by retention.
+_PURGE_CHUNK = 500
 
 
 # The file holds members' messages and ids: readable and writable by the bot's own user only.
@@ -582,19 +584,28 @@ class SqliteCases:
         return [(r[0], r[1]) for r in rows]
 
     async def purge_text(self, platform: str, server_id: str, created_before: datetime, at: datetime) -> int:
-        async with self._db.writing() as conn:
-            async with conn.execute(
+        case_ids = [
+            str(r[0])
+            for r in await self._db.fetchall(
                 "SELECT id FROM cases WHERE platform = ? AND server_id = ? AND text IS NOT NULL AND created_at < ?",
                 (platform, server_id, _at(created_before)),
-            ) as cur:
-                case_ids = [str(r[0]) for r in await cur.fetchall()]
-            for start in range(0, len(case_ids), 500):
-                chunk = case_ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                await conn.execute(
-                    f"UPDATE cases SET text = NULL, text_purged_at = ? WHERE id IN ({marks})", (_at(at), *chunk)
+            )
+        ]
+        purged = 0
+        # A transaction per chunk: a first purge of months of cases (after an upgrade) must not
+        # hold the write lock for a minute while the bot's intake waits behind it.
+        for start in range(0, len(case_ids), _PURGE_CHUNK):
+            chunk = case_ids[start : start + _PURGE_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            async with self._db.writing() as conn:
+                cur = await conn.execute(
+                    f"UPDATE cases SET text = NULL, text_purged_at = ? WHERE id IN ({marks}) AND text IS NOT NULL",
+                    (_at(at), *chunk),
                 )
+                purged += cur.rowcount
+                await cur.close()
                 await _redact_copies_of_text(conn, chunk)
+        async with self._db.writing() as conn:
             # The statement of an appeal filed after its case was purged: kept no longer than text is.
             cur = await conn.execute(
                 "UPDATE appeals SET statement = '' WHERE statement != '' AND created_at < ? AND case_id IN"
@@ -603,9 +614,9 @@ class SqliteCases:
             )
             statements = cur.rowcount
             await cur.close()
-        if (case_ids or statements) and not self._db.in_transaction:
+        if (purged or statements) and not self._db.in_transaction:
             await self._db.store.truncate_wal()
-        return len(case_ids)
+        return purged
 
     async def _load(
         self, clause: str, params: Sequence[Any], *, order: str = "c.rowid", limit: int | None = None, offset: int = 0
