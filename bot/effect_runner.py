@@ -60,7 +60,12 @@ async def carry_out(
     if not pending and finish_queue_id is not None:
         await store.finish_queue_item(finish_queue_id)
     done: dict[int, EffectRecord] = {}
-    context = await build_context(store, case) if pending else None
+    # The context reads the case's effects (the flag's reference, a DM's summary): those of
+    # `records` the caller's copy of the case does not list yet (a new decision's) count too.
+    listed = {r.id for r in case.effects}
+    unlisted = tuple(r for r in records if r.id not in listed)
+    current = case.model_copy(update={"effects": (*case.effects, *unlisted)}) if unlisted else case
+    context = await build_context(store, current) if pending else None
     for rec in pending:
         last = rec is pending[-1]
         if not await store.effects.claim(case.id, rec.id):
