@@ -44,7 +44,7 @@ async def test_abuse_anywhere_in_a_long_message_is_seen(
     await settle(pipeline)
     [case] = await all_cases(store)
     assert case.status is CaseStatus.OPEN
-    parts = [seen for seen in model.seen]
+    parts = list(model.seen)
     assert len(parts) > 1 and all(
         seen["part"].startswith(f"part {i + 1} of {len(parts)}") for i, seen in enumerate(parts)
     )
