@@ -221,9 +221,8 @@ def main() -> None:
         print(f"\n{scenario}: limit {rows[0]['model_calls_limit']} model calls")
         for name in FIGURES:
             values = [r[name] for r in rows]
-            print(
-                f"  {name:22} min {min(values):10.3f}  median {statistics.median(values):10.3f}  max {max(values):10.3f}"
-            )
+            low, middle, high = min(values), statistics.median(values), max(values)
+            print(f"  {name:22} min {low:10.3f}  median {middle:10.3f}  max {high:10.3f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
 
