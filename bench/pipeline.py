@@ -65,11 +65,13 @@ from bot.domain import (  # noqa: E402
     Message,
     Verdict,
 )
-from bot.pipeline import ModerationPipeline, RepeatMemory, new_case_id  # noqa: E402
+from bot.pipeline import ModerationPipeline, new_case_id  # noqa: E402
 from bot.policy_library import as_policy, install_policies, load_policies  # noqa: E402
+from bot.repeats import PolicyScope, RepeatMemory  # noqa: E402
 from bot.sanitise import normalise_for_repeats  # noqa: E402
 from bot.settings import ModbotSettings  # noqa: E402
 from bot.store.sqlite import SqliteStore  # noqa: E402
+from bot.text import RepeatKeys  # noqa: E402
 from tests.fakes.ollama_fake import FakeOllama  # noqa: E402
 
 PLATFORM = "bench"
@@ -326,17 +328,18 @@ def repeat_memory_cost(live_keys: int = 50_000, probe: int = 300) -> dict[str, A
     """RepeatMemory.end() per judged message: with few keys, and once more distinct texts
     than its sweep threshold were judged inside the window (10 minutes by default)."""
     memory = RepeatMemory()
-    verdicts = (Verdict(policy="p", policy_version=1),)
-    started = time.perf_counter()
-    for i in range(live_keys):
-        memory.begin((SERVER, i))
-        memory.end((SERVER, i), verdicts, 600.0)
-    below = (time.perf_counter() - started) / live_keys
-    started = time.perf_counter()
-    for i in range(live_keys, live_keys + probe):
-        memory.begin((SERVER, i))
-        memory.end((SERVER, i), verdicts, 600.0)
-    above = (time.perf_counter() - started) / probe
+    verdict = Verdict(policy="p", policy_version=1)
+    scope: PolicyScope = ("console", SERVER, "low", "p", 1)
+
+    async def judged(first: int, count: int) -> float:
+        started = time.perf_counter()
+        for i in range(first, first + count):
+            keys = RepeatKeys(clean=f"n:{i}", violation=f"s:{i}")
+            memory.end(memory.begin(scope, keys), verdict, 600.0)
+        return (time.perf_counter() - started) / count
+
+    below = asyncio.run(judged(0, live_keys))
+    above = asyncio.run(judged(live_keys, probe))
     return {
         "live_keys": live_keys,
         "end_us_below_threshold": round(below * 1e6, 1),
