@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bot.classifier import ClassificationRequest
@@ -87,31 +89,30 @@ async def test_a_part_the_model_cannot_judge_makes_the_message_need_review(
     assert case.verdicts[0].rationale.startswith("part 2 of ") and "timed out after 60 s" in case.verdicts[0].rationale
 
 
-async def test_a_long_text_is_prepared_off_the_event_loop(make_pipeline: PipelineFactory, store: SqliteStore) -> None:
+async def test_a_long_text_is_prepared_off_the_event_loop(
+    make_pipeline: PipelineFactory, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A 40,000-character hostile text costs tens of milliseconds to view and chunk: a thread does it."""
     import threading
 
     from bot import judging
+    from bot.text import JudgedText, prepare_for_judging
 
     threads: list[str] = []
-    real = judging.prepare_for_judging
 
-    def recording(text: str) -> judging.JudgedText:
+    def recording(text: str) -> JudgedText:
         threads.append(threading.current_thread().name)
-        return real(text)
+        return prepare_for_judging(text)
 
-    judging.prepare_for_judging = recording  # type: ignore[assignment]
-    try:
-        pipeline = await make_pipeline()
-        await pipeline.submit(make_message("short", "hello"))
-        await pipeline.submit(make_message("long", filler(30_000)))
-        await settle(pipeline)
-    finally:
-        judging.prepare_for_judging = real  # type: ignore[assignment]
+    monkeypatch.setattr(judging, "prepare_for_judging", recording)
+    pipeline = await make_pipeline()
+    await pipeline.submit(make_message("short", "hello"))
+    await pipeline.submit(make_message("long", filler(30_000)))
+    await settle(pipeline)
     assert sorted(t == threading.main_thread().name for t in threads) == [False, True]
 
 
-def _verdict(violation: bool, confidence: Confidence, rules: tuple[str, ...] = (), **extra: object) -> Verdict:
+def _verdict(violation: bool, confidence: Confidence, rules: tuple[str, ...] = (), **extra: Any) -> Verdict:
     return Verdict(
         policy="p",
         policy_version=1,
@@ -122,7 +123,7 @@ def _verdict(violation: bool, confidence: Confidence, rules: tuple[str, ...] = (
         latency_ms=10.0,
         prompt_tokens=100,
         completion_tokens=5,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 
