@@ -496,6 +496,8 @@ class SqliteCases:
 
     async def flag_joins(self, case_id: str, max_authors: int = MAX_JOINED_AUTHORS) -> FlagJoins:
         row = await self._db.fetchone("SELECT COUNT(*) FROM cases WHERE joined_case_id = ?", (case_id,))
+        if not row or not row[0]:  # most cases: one index probe, no second query
+            return FlagJoins()
         authors = await self._db.fetchall(
             "SELECT author_id FROM cases WHERE joined_case_id = ? GROUP BY author_id ORDER BY MIN(rowid) LIMIT ?",
             (case_id, max_authors),
