@@ -232,6 +232,8 @@ async def classify_whole(classifier: Classifier, request: ClassificationRequest)
 
 async def all_of(awaitables: Sequence[Awaitable[T]]) -> list[T]:
     """Every result, or the first exception with the rest cancelled (not left running, as gather would)."""
+    if len(awaitables) == 1:  # most messages are one part: no task to schedule
+        return [await awaitables[0]]
     tasks = [asyncio.ensure_future(a) for a in awaitables]
     try:
         return list(await asyncio.gather(*tasks))
