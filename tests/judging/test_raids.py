@@ -16,7 +16,6 @@ from bot.domain import (
     EffectOutcome,
     EffectRule,
     Message,
-    Mode,
     Verdict,
 )
 from bot.raids import FlagKey, FlagUpdates, RaidControl
@@ -221,16 +220,23 @@ def test_shadow_flags_and_forgotten_messages_are_not_joined() -> None:
 # ---------------------------------------------------------------- the post's edits
 
 
-async def _recorded_holder(store: SqliteStore) -> Case:
+async def _holder(store: SqliteStore, posted: EffectOutcome | None = EffectOutcome.DONE) -> Case:
+    """Case HOLD with a FLAG: posted (a reference to edit), failed, or still pending (None)."""
     message = make_message("holder", "you idiot")
     queue_id = await store.enqueue(message)
     assert queue_id is not None
     verdict = Verdict(policy="harassment", policy_version=1, violation=True, rule_ids=("HB1.a",))
     case = Case(id="HOLD", message=message, status=CaseStatus.OPEN, verdicts=(verdict,), created_at=T0)
     await store.record_decision(queue_id, case, [(FLAG, EffectOutcome.PENDING)])
-    assert await store.effects.claim("HOLD", 1)
-    await store.effects.set_outcome("HOLD", 1, EffectOutcome.DONE, "posted", reference="mod/HOLD")
+    if posted is not None:
+        await _post_flag(store, posted)
     return case
+
+
+async def _post_flag(store: SqliteStore, outcome: EffectOutcome = EffectOutcome.DONE) -> None:
+    assert await store.effects.claim("HOLD", 1)
+    reference = "mod/HOLD" if outcome is EffectOutcome.DONE else None
+    await store.effects.set_outcome("HOLD", 1, outcome, "posted", reference=reference)
 
 
 async def _join(store: SqliteStore, n: int) -> None:
@@ -255,7 +261,7 @@ async def test_a_flag_is_edited_at_once_then_at_most_once_per_interval(store: Sq
 
     sink = PostingSink()
     updates = FlagUpdates(store, {"console": sink}, interval_seconds=10.0, clock=lambda: clock[0], sleep=sleep)
-    await _recorded_holder(store)
+    await _holder(store)
     for n in range(100):  # a hundred joins within one interval
         await _join(store, n)
         updates.joined("HOLD")
@@ -274,17 +280,12 @@ async def test_a_flag_is_edited_at_once_then_at_most_once_per_interval(store: Sq
 async def test_joins_before_the_flag_is_posted_are_shown_once_it_is(store: SqliteStore) -> None:
     sink = PostingSink()
     updates = FlagUpdates(store, {"console": sink}, interval_seconds=0.0)
-    message = make_message("holder", "you idiot")
-    queue_id = await store.enqueue(message)
-    assert queue_id is not None
-    case = Case(id="HOLD", message=message, status=CaseStatus.OPEN, created_at=T0)
-    await store.record_decision(queue_id, case, [(FLAG, EffectOutcome.PENDING)])
+    await _holder(store, posted=None)
     await _join(store, 1)
     updates.joined("HOLD")
     await updates.idle()
     assert sink.of_kind(EffectKind.UPDATE_FLAG) == []  # nothing posted yet to edit
-    assert await store.effects.claim("HOLD", 1)
-    await store.effects.set_outcome("HOLD", 1, EffectOutcome.DONE, "posted", reference="mod/HOLD")
+    await _post_flag(store)
     updates.flag_posted("HOLD")
     await updates.idle()
     [(_, context)] = sink.of_kind(EffectKind.UPDATE_FLAG)
@@ -294,13 +295,7 @@ async def test_joins_before_the_flag_is_posted_are_shown_once_it_is(store: Sqlit
 async def test_a_flag_that_could_not_be_posted_is_not_edited(store: SqliteStore) -> None:
     sink = PostingSink()
     updates = FlagUpdates(store, {"console": sink}, interval_seconds=0.0)
-    message = make_message("holder", "you idiot")
-    queue_id = await store.enqueue(message)
-    assert queue_id is not None
-    case = Case(id="HOLD", message=message, status=CaseStatus.OPEN, mode=Mode.ENFORCE, created_at=T0)
-    await store.record_decision(queue_id, case, [(FLAG, EffectOutcome.PENDING)])
-    assert await store.effects.claim("HOLD", 1)
-    await store.effects.set_outcome("HOLD", 1, EffectOutcome.FAILED, "missing permission")
+    await _holder(store, posted=EffectOutcome.FAILED)
     await _join(store, 1)
     updates.joined("HOLD")
     await updates.idle()
