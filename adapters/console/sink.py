@@ -37,6 +37,10 @@ class ConsoleEffectSink:
                     f" post={shown_id(context.flag_reference)} status={case.status.value}"
                     f" by={shown_id(case.decided_by)}"
                 )
+                if context.joins.count:
+                    notice += f" repeats={context.joins.count}"
+            if effect.kind is EffectKind.DM_MODERATORS and effect.dm_summary is not None:
+                notice = f" raid={effect.dm_summary.words()!r}"
             print(
                 f"[effect] case {shown_id(case.id)} {effect.kind.value}{minutes} policy={shown_id(effect.policy)}"
                 f" rules={shown_ids(effect.rule_ids)}{notice} reason={reason!r}",

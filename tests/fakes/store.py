@@ -28,6 +28,7 @@ from bot.domain import (
     EffectKind,
     EffectOutcome,
     EffectRecord,
+    FlagJoins,
     HumanDecision,
     Message,
     Mode,
@@ -39,6 +40,7 @@ from bot.domain import (
 )
 from bot.store.ports import (
     ERASED_MEMBER,
+    MAX_JOINED_AUTHORS,
     AuditEntry,
     CaseQuery,
     DigestCounts,
@@ -314,6 +316,11 @@ class FakeCases:
         ]
         days = max(0, round((self._db.now() - since).total_seconds() / 86400))
         return AuthorHistory(days=days, cases=len(flagged), confirmed=sum(c.status in STRIKE_STATUSES for c in flagged))
+
+    async def flag_joins(self, case_id: str, max_authors: int = MAX_JOINED_AUTHORS) -> FlagJoins:
+        joined = [c for c in self._db.state.cases.values() if c.joined_case_id == case_id]
+        authors = tuple(dict.fromkeys(c.message.author.id for c in joined))[:max_authors]
+        return FlagJoins(count=len(joined), author_ids=authors)
 
     async def servers_with_text(self) -> list[tuple[str, str]]:
         state = self._db.state

@@ -53,6 +53,10 @@ OTHER = {
     for c in (
         "id", "platform", "server_id", "channel_id", "message_id", "status", "violation", "skipped_reason", "mode",
         "decided_at", "created_at", "text_purged_at",
+        # What judging did, in words without message content (bot.text's record), naming at most
+        # the rule ids the model cited, kept as the verdicts' rule ids are; the flag a raid repeat
+        # joined (its authors are the joined cases' author_id, replaced at erasure).
+        "judging_notes", "joined_case_id",
     )
 } | {
     ("digests_sent", c) for c in ("platform", "server_id", "day", "outcome", "sent_at")

@@ -95,17 +95,17 @@ async def test_retention_leaves_no_copy_of_the_text_anywhere(wstore: SqliteStore
 async def test_cases_purged_before_this_version_lose_their_copies_on_upgrade(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     async with aiosqlite.connect(path, isolation_level=None) as conn:
-        await migrate(conn, target=6)
+        await migrate(conn, target=7)
     clock = FakeClock()
     store = await SqliteStore.open(path, now=clock)
     try:
         flag = Effect(kind=EffectKind.FLAG, reason=quoting().rationale)
         case = await seed_case(store, text=WORDS, verdicts=[quoting()], effects=[(flag, EffectOutcome.DONE)])
         await store.appeals.add(case.id, "author-1", f"it was only '{WORDS}'", clock.now)
-        # As version 6's retention purged: the text column only.
+        # As retention purged before version 8: the text column only.
         async with store.raw_transaction() as conn:
             await conn.execute("UPDATE cases SET text = NULL, text_purged_at = ?", (clock.now.isoformat(),))
-            await conn.execute("DELETE FROM schema_migrations WHERE version = 7")
+            await conn.execute("DELETE FROM schema_migrations WHERE version = 8")
     finally:
         await store.close()
 
