@@ -44,7 +44,7 @@ from bot.domain import (
     Verdict,
 )
 from bot.notices import AppealFiled, Digest, PolicyCount
-from bot.sanitise import valid_text
+from bot.sanitise import safe_inline, valid_text
 from bot.store.ports import HealthState
 from bot.store.sqlite import SqliteStore
 from bot.text._unicode import BIDI_CONTROL
@@ -328,3 +328,10 @@ async def test_a_message_id_with_a_line_break_forges_no_replay_line(tmp_path: Pa
     assert code == 0, err
     lines = assert_inert(out.rstrip("\n"))
     assert len(lines) == 2 and all(" case " in line for line in lines)
+
+
+@pytest.mark.parametrize("pasted", ["m1003@everyone", "id@here", "C1@channel"])
+def test_a_broadcast_mention_inside_an_id_cannot_ping(pasted: str) -> None:
+    # Discord pings @everyone and @here from inside a word; an e-mail address stays as written.
+    assert_inert(case_text(everywhere(pasted)[0]))
+    assert safe_inline("write to a@b.example", 100) == "write to a@b.example"
