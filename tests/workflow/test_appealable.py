@@ -1,4 +1,4 @@
-"""`Appeals.appealable`: the cases a member may appeal from a command (`/appeal`), their own and only those they know of."""
+"""`Appeals.appealable`: the cases a member may appeal with `/appeal`: their own, and only those they know of."""
 
 from __future__ import annotations
 
