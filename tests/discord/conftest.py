@@ -23,8 +23,9 @@ from adapters.discord.buttons import ClickActor
 from adapters.discord.client import DiscordAdapter
 from adapters.discord.config import DiscordSettings
 from adapters.discord.custom_ids import CaseAction
+from adapters.discord.replies import Reply
 from adapters.discord.sink import never_ping
-from bot.domain import Case, EffectKind, EffectRule, ServerSettings, utcnow
+from bot.domain import Case, EffectKind, EffectRule, Message, ServerSettings, utcnow
 from bot.pipeline import ModerationPipeline
 from bot.store.ports import PolicyContent
 from bot.store.sqlite import SqliteStore
@@ -92,21 +93,21 @@ class RecordingCaseActions:
         async with self.called:
             await asyncio.wait_for(self.called.wait_for(lambda: len(self.calls) >= count), timeout)
 
-    async def review(self, actor: ClickActor, case_id: str, action: CaseAction) -> str:
+    async def review(self, actor: ClickActor, case_id: str, action: CaseAction) -> Reply:
         await self._record("review", actor, case_id, action)
-        return self.answer
+        return Reply.plain(self.answer)
 
-    async def reasoning(self, actor: ClickActor, case_id: str) -> str:
+    async def reasoning(self, actor: ClickActor, case_id: str) -> Reply:
         await self._record("reasoning", actor, case_id, None)
-        return self.reasoning_text
+        return Reply.plain(self.reasoning_text)
 
-    async def appeal(self, actor: ClickActor, case_id: str, statement: str) -> str:
+    async def appeal(self, actor: ClickActor, case_id: str, statement: str) -> Reply:
         await self._record("appeal", actor, case_id, statement)
-        return "Your appeal is filed."
+        return Reply.plain("Your appeal is filed.")
 
-    async def decide_appeal(self, actor: ClickActor, case_id: str, action: CaseAction) -> str:
+    async def decide_appeal(self, actor: ClickActor, case_id: str, action: CaseAction) -> Reply:
         await self._record("decide_appeal", actor, case_id, action)
-        return self.answer
+        return Reply.plain(self.answer)
 
 
 @dataclass
@@ -146,8 +147,8 @@ class DiscordWorld:
     async def start_bot(self, **adapter_options: Any) -> DiscordAdapter:
         """Start the adapter and a pipeline feeding it, as one bot process."""
 
-        async def webhooks(server_id: str) -> bool:
-            return server_id in self.webhook_servers
+        async def webhooks(message: Message) -> bool:
+            return message.server_id in self.webhook_servers
 
         options: dict[str, Any] = {
             "case_actions": self.actions,
