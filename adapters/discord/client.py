@@ -312,6 +312,8 @@ def _same_commands(local: list[dict[str, Any]], registered: list[dict[str, Any]]
     """Whether Discord already has this command set: the keys modbot sets are compared, not Discord's additions."""
 
     def shape(value: Any, like: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # Discord returns numbers it was sent (permissions) as strings
         if isinstance(like, dict) and isinstance(value, dict):
             return {k: shape(value.get(k), v) for k, v in like.items() if v is not None}
         if isinstance(like, list) and isinstance(value, list) and len(like) == len(value):

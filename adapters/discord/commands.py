@@ -16,6 +16,7 @@ state is held between clicks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -93,6 +94,8 @@ CONFIG = discord.Permissions(manage_guild=True)
 # Moderators hold Manage Messages on most servers; admins can grant /review to a role in
 # Server Settings > Integrations.
 MODERATION = discord.Permissions(manage_messages=True)
+# In servers only: a DM has no server whose roles and settings could apply.
+IN_SERVERS = app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False)
 
 Work = Callable[["ModbotApp", Actor], Awaitable[Reply]]
 
@@ -486,6 +489,7 @@ class PolicyCommands(app_commands.Group):
             description="The server's moderation policies",
             default_permissions=CONFIG,
             guild_only=True,
+            allowed_contexts=IN_SERVERS,
         )
         self.services = services
 
@@ -728,6 +732,7 @@ class ModbotCommands(app_commands.Group):
             description="Set modbot up for this server, and see how it runs",
             default_permissions=CONFIG,
             guild_only=True,
+            allowed_contexts=IN_SERVERS,
         )
         self.services = services
 
@@ -756,6 +761,7 @@ class ReviewCommands(app_commands.Group):
             description="Cases and appeals, for moderators who prefer commands",
             default_permissions=MODERATION,
             guild_only=True,
+            allowed_contexts=IN_SERVERS,
         )
         self.services = services
 
@@ -853,10 +859,14 @@ def install(tree: app_commands.CommandTree[Any], services: CommandServices) -> N
 
     @tree.error
     async def on_error(interaction: discord.Interaction[Any], error: app_commands.AppCommandError) -> None:
-        # A failure before a command's body ran (a transformer, a check): still answered.
-        log.error("/%s failed before it ran: %s", _command_name(interaction), error)
-        if not interaction.response.is_done():
-            await interaction.response.send_message(FAILED.content, ephemeral=True)
+        # What the commands' own guard did not catch (a transformer, a check, sending the answer):
+        # the member still gets an answer, not an endless "thinking".
+        log.error("/%s failed: %s", _command_name(interaction), error, exc_info=error)
+        with contextlib.suppress(discord.HTTPException):
+            if interaction.response.is_done():
+                await interaction.followup.send(FAILED.content, ephemeral=True)
+            else:
+                await interaction.response.send_message(FAILED.content, ephemeral=True)
 
 
 # ---------------------------------------------------------------- forms and menus

@@ -11,9 +11,10 @@ stopped. A message that arrives between the two waits for the app; nothing is dr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from adapters.discord.capabilities import PLATFORM, configured, supported_effects
@@ -45,6 +46,8 @@ class DiscordPlatform:
     """The running Discord adapter, for the launcher: `.adapter` for the core, `serve(app)` for intake."""
 
     discord_adapter: DiscordAdapter
+    # Set once `serve` has bound the app and registered the commands: the bot answers everything.
+    serving: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def adapter(self) -> DiscordAdapter:
@@ -66,6 +69,7 @@ class DiscordPlatform:
         adapter = self.discord_adapter
         adapter.bind(app)
         await adapter.sync_commands()
+        self.serving.set()
         await adapter.wait_closed()
 
 
