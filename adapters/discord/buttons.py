@@ -110,7 +110,20 @@ def _actions(interaction: discord.Interaction[Any]) -> CaseActions:
 
 
 async def answer(interaction: discord.Interaction[Any], reply: Reply, view: discord.ui.View | None = None) -> None:
-    """Send a reply privately, as a follow-up of the acknowledgement; then update the clicked post if asked."""
+    """Send a reply privately, as a follow-up of the acknowledgement.
+
+    The clicked post is updated first (if the reply asks): when the clicker reads the
+    answer, the post already shows it.
+    """
+    if reply.post_update is not None and interaction.message is not None:
+        update = reply.post_update
+        try:
+            embeds, buttons = list(update.embeds), view_of(update.buttons)
+            none = discord.AllowedMentions.none()
+            await interaction.message.edit(embeds=embeds, view=buttons, allowed_mentions=none)
+        except discord.HTTPException as exc:
+            # The decision stands and its reply follows; a stale post only shows disabled buttons late.
+            log.warning("could not update the post %s: %s %s", interaction.message.id, exc.status, exc.code)
     kwargs: dict[str, Any] = {"ephemeral": True, "allowed_mentions": discord.AllowedMentions.none()}
     if view is not None:
         kwargs["view"] = view
@@ -121,17 +134,6 @@ async def answer(interaction: discord.Interaction[Any], reply: Reply, view: disc
     if reply.file is not None:
         kwargs["file"] = reply.file.as_file()
     await interaction.followup.send(**kwargs)
-    if reply.post_update is not None and interaction.message is not None:
-        update = reply.post_update
-        try:
-            await interaction.message.edit(
-                embeds=list(update.embeds),
-                view=view_of(update.buttons),
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
-        except discord.HTTPException as exc:
-            # The decision stands and its reply was sent; a stale post only shows disabled buttons late.
-            log.warning("could not update the post %s: %s %s", interaction.message.id, exc.status, exc.code)
 
 
 class CaseButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):

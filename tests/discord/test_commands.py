@@ -9,7 +9,6 @@ only once the core has acted (or refused).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -21,46 +20,12 @@ from bot.policy_library import content_of
 from bot.store.ports import CaseQuery, PolicyContent
 from tests.conftest import POLICY_DIR
 from tests.discord.conftest import HARASSMENT, BotProcess
-from tests.fakes.discord_fake import EPHEMERAL, MANAGE_GUILD, MANAGE_MESSAGES, FakeDiscord, FakeUser, request_body
+from tests.discord.helpers import acknowledged, answer_of, followups, owner, text_of
+from tests.fakes.discord_fake import MANAGE_GUILD, MANAGE_MESSAGES, FakeUser
 
 pytestmark = pytest.mark.asyncio
 
 HARASSMENT_FILE = (POLICY_DIR / "harassment.md").read_text(encoding="utf-8")
-
-
-def owner(fake: FakeDiscord) -> FakeUser:
-    return fake.guild.members[fake.guild.owner_id].user
-
-
-async def acknowledged(fake: FakeDiscord, interaction: dict[str, Any]) -> dict[str, Any]:
-    callback = await fake.rec.wait_for("POST", f"/interactions/{interaction['id']}/{interaction['token']}/callback")
-    return callback.json  # type: ignore[no-any-return]
-
-
-async def followups(fake: FakeDiscord, interaction: dict[str, Any], count: int = 1) -> list[dict[str, Any]]:
-    """The interaction's follow-up messages (the answers after an acknowledgement), once `count` arrived."""
-    path = f"/webhooks/{fake.app_id}/{interaction['token']}"
-    await fake.rec.wait_for("POST", path, count=count, timeout=10)
-    return [request_body(r) for r in fake.rec.find("POST", path)]
-
-
-async def answer_of(fake: FakeDiscord, interaction: dict[str, Any]) -> dict[str, Any]:
-    """The one private answer to a command: deferred ephemerally, then followed up."""
-    callback = await acknowledged(fake, interaction)
-    assert callback["type"] == 5 and callback["data"]["flags"] & EPHEMERAL  # "thinking", only they see it
-    [reply] = await followups(fake, interaction)
-    assert reply["flags"] & EPHEMERAL and reply["allowed_mentions"] == {"parse": []}
-    return reply
-
-
-def text_of(reply: dict[str, Any]) -> str:
-    embeds = reply.get("embeds") or []
-    parts = [reply.get("content") or ""]
-    for embed in embeds:
-        parts += [embed.get("title") or "", embed.get("description") or ""]
-        parts += [f"{f['name']}: {f['value']}" for f in embed.get("fields") or []]
-        parts.append((embed.get("footer") or {}).get("text") or "")
-    return "\n".join(parts)
 
 
 async def versions(process: BotProcess, name: str = "harassment") -> list[tuple[int, str]]:
@@ -277,12 +242,8 @@ async def test_policy_test_answers_privately_after_acknowledging_and_is_limited_
     refused = await answer_of(fake, await fake.command("policy test", text="x", user=fake.alice))
     assert "may not see policies" in refused["content"]
     assert len(classifier.calls) == 2
-    assert (
-        await bot_process.bot.store.cases.find(
-            __import__("bot.store.ports", fromlist=["CaseQuery"]).CaseQuery(platform="discord", server_id=fake.guild.id)
-        )
-        == []
-    )
+    # A test judges and records nothing: no case.
+    assert await bot_process.bot.store.cases.find(CaseQuery(platform="discord", server_id=fake.guild.id)) == []
 
 
 async def test_preview_reports_when_done_and_apply_makes_the_draft_live(bot_process: BotProcess) -> None:
