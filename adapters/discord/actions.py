@@ -68,7 +68,7 @@ class AppCaseActions:
             else:
                 raise ValueError(f"{action.value} is not a review")
         except WorkflowError as refused:
-            return Reply.plain(str(refused))
+            return Reply.refused(refused, actor.user_id)
         return _decided(outcome)
 
     async def _timeout_minutes(self, who: Actor) -> int:
@@ -83,14 +83,14 @@ class AppCaseActions:
             # The core shows a case (and its reasoning) to the server's moderators only.
             case, _decisions = await self.app.reviews.show(case_id, core_actor(actor))
         except WorkflowError as refused:
-            return Reply.plain(str(refused))
+            return Reply.refused(refused, actor.user_id)
         return reasoning_reply(case)
 
     async def appeal(self, actor: ClickActor, case_id: str, statement: str) -> Reply:
         try:
             view = await self.app.appeals.file(case_id, core_actor(actor), statement)
         except WorkflowError as refused:
-            return Reply.plain(str(refused))
+            return Reply.refused(refused, actor.user_id)
         return appeal_filed_reply(view)
 
     async def decide_appeal(self, actor: ClickActor, case_id: str, action: CaseAction) -> Reply:
@@ -106,7 +106,7 @@ class AppCaseActions:
             # The appeal post the moderator clicked shows the decision and disables its buttons.
             view = await appeals.view(case_id, who)
         except WorkflowError as refused:
-            return Reply.plain(str(refused))
+            return Reply.refused(refused, actor.user_id)
         decided = _decided(outcome)
         return Reply(content=decided.content, embeds=decided.embeds, post_update=appeal_post(view))
 

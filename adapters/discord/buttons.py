@@ -9,9 +9,11 @@ core has acted: Discord's 3-second limit never depends on the core's speed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -65,11 +67,42 @@ class CaseActions(Protocol):
     async def decide_appeal(self, actor: ClickActor, case_id: str, action: CaseAction) -> Reply: ...
 
 
+class InFlight:
+    """Interactions being answered. A closing bot waits for them (a bounded time) before the app
+    closes its store, so that a click under way is not cut off half-done."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def track(self) -> AsyncIterator[None]:
+        self._count += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._count -= 1
+            if self._count == 0:
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
 @runtime_checkable
 class ServesCaseActions(Protocol):
-    """A client that knows where buttons go (modbot's clients do)."""
+    """A client that knows where buttons go (modbot's clients do), and which interactions are in flight."""
 
     case_actions: CaseActions
+    in_flight: InFlight
+
+
+def in_flight(interaction: discord.Interaction[Any]) -> contextlib.AbstractAsyncContextManager[None]:
+    """Count this interaction's work as in flight on its client (modbot's clients keep the count)."""
+    client = interaction.client
+    return client.in_flight.track() if isinstance(client, ServesCaseActions) else contextlib.nullcontext()
 
 
 class NotReady:
@@ -182,6 +215,11 @@ class AppealForm(discord.ui.Modal):
 
 
 async def handle_click(interaction: discord.Interaction[Any], action: CaseAction, case_id: str) -> None:
+    async with in_flight(interaction):
+        await _click(interaction, action, case_id)
+
+
+async def _click(interaction: discord.Interaction[Any], action: CaseAction, case_id: str) -> None:
     if action is CaseAction.APPEAL:
         form = AppealForm(case_id)
         # Stopped before it is sent, so discord.py does not keep it: the submission is handled
@@ -228,6 +266,12 @@ async def handle_form(interaction: discord.Interaction[Any]) -> bool:
     match = APPEAL_FORM.fullmatch(str(data.get("custom_id", "")))
     if match is None:
         return False
+    async with in_flight(interaction):
+        await _appeal_form(interaction, data, match)
+    return True
+
+
+async def _appeal_form(interaction: discord.Interaction[Any], data: Mapping[str, Any], match: re.Match[str]) -> None:
     components = data.get("components")
     statement = text_values(components if isinstance(components, list) else []).get(STATEMENT_FIELD, "").strip()
     await interaction.response.defer(ephemeral=True, thinking=True)
@@ -239,7 +283,6 @@ async def handle_form(interaction: discord.Interaction[Any]) -> bool:
         log.exception("appeal on case %s failed", match["case_id"])
         reply = FAILED
     await answer(interaction, reply)
-    return True
 
 
 def view_of(buttons: Iterable[ButtonSpec]) -> discord.ui.View:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import discord
 from discord import app_commands
 
-from adapters.discord.buttons import CaseActions, CaseButton, NotReady, handle_form
+from adapters.discord.buttons import CaseActions, CaseButton, InFlight, NotReady, handle_form
 from adapters.discord.capabilities import PLATFORM
 from adapters.discord.commands import CommandServices, handle_interaction, install
 from adapters.discord.config import DiscordSettings, apply_endpoints
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 # Guilds (channels, roles), members (roles of authors and moderators; privileged), guild
 # messages, and message content (privileged): nothing else is asked of Discord.
 INTENTS = discord.Intents(guilds=True, members=True, guild_messages=True, message_content=True)
+# How long a closing bot lets the interactions it is answering finish.
+CLOSE_WAIT_SECONDS = 10.0
 # Threads whose parent was looked up (a thread the cache did not know): remembered, bounded.
 _PARENT_CACHE_SIZE = 10_000
 
@@ -63,6 +65,7 @@ class ModbotClient(discord.Client):
     def __init__(self, *, case_actions: CaseActions, **options: Any) -> None:
         super().__init__(**options)
         self.case_actions = case_actions
+        self.in_flight = InFlight()
 
 
 class ShardedModbotClient(discord.AutoShardedClient):
@@ -71,6 +74,7 @@ class ShardedModbotClient(discord.AutoShardedClient):
     def __init__(self, *, case_actions: CaseActions, **options: Any) -> None:
         super().__init__(**options)
         self.case_actions = case_actions
+        self.in_flight = InFlight()
 
 
 class DiscordAdapter:
@@ -235,10 +239,20 @@ class DiscordAdapter:
             await asyncio.shield(self._task)
 
     async def close(self) -> None:
-        """Disconnect; re-raises what ended the client, if it failed (a payload it could not parse)."""
+        """Disconnect; re-raises what ended the client, if it failed (a payload it could not parse).
+
+        Interactions being answered are let finish first (at most `CLOSE_WAIT_SECONDS`): the
+        app closes its store after its adapters. One that arrives in the last moments before the
+        connection closes may fail; Discord then tells the member "this interaction failed".
+        """
         self._closing = True
         self._intake = None
         self._intake_ready.set()  # messages still waiting for intake give up
+        try:
+            async with asyncio.timeout(CLOSE_WAIT_SECONDS):
+                await self.client.in_flight.wait_idle()
+        except TimeoutError:
+            log.warning("closing with interactions still being answered after %.0f s", CLOSE_WAIT_SECONDS)
         await self.client.close()
         if self._task is not None:
             task, self._task = self._task, None

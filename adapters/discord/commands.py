@@ -17,21 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec
 
 import discord
 from discord import app_commands
 
 from adapters.discord.actions import core_actor
-from adapters.discord.buttons import AppealForm, ClickActor, actor_of, answer, text_values
+from adapters.discord.buttons import AppealForm, ClickActor, actor_of, answer, in_flight, text_values
 from adapters.discord.capabilities import PLATFORM
 from adapters.discord.policy_text import (
     FORM_TEXT_LIMIT,
@@ -148,6 +149,20 @@ class CommandServices:
 
 # ---------------------------------------------------------------- running a command
 
+P = ParamSpec("P")
+
+
+def tracked(command: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, Coroutine[Any, Any, None]]:
+    """A command's work counts as in flight: a closing bot lets it finish before the app closes its store."""
+
+    @functools.wraps(command)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        interaction = next(a for a in args if isinstance(a, discord.Interaction))
+        async with in_flight(interaction):
+            await command(*args, **kwargs)
+
+    return run
+
 
 def _member(interaction: discord.Interaction[Any]) -> ClickActor:
     return actor_of(interaction)
@@ -157,10 +172,11 @@ async def _run(services: CommandServices, interaction: discord.Interaction[Any],
     app = services.app
     if app is None:
         return STARTING
+    actor = core_actor(_member(interaction))
     try:
-        return await work(app, core_actor(_member(interaction)))
+        return await work(app, actor)
     except WorkflowError as refused:
-        return Reply.plain(str(refused))
+        return Reply.refused(refused, actor.id)
     except Exception:
         log.exception("/%s failed", _command_name(interaction))
         return FAILED
@@ -237,7 +253,7 @@ async def _form_default(services: CommandServices, interaction: discord.Interact
     except NotFound:
         return services.template_text(name) or ""
     except WorkflowError as refused:
-        return Reply.plain(str(refused))
+        return Reply.refused(refused, actor.id)
     except TimeoutError:
         log.warning("policy %s was not read in time to fill the form; it opens empty", name)
         return ""
@@ -460,7 +476,8 @@ async def _choices(
     if app is None:
         return []
     try:
-        found = await names(app, core_actor(_member(interaction)))
+        async with in_flight(interaction):
+            found = await names(app, core_actor(_member(interaction)))
     except WorkflowError:
         return []
     typed = current.strip().lower()
@@ -522,6 +539,7 @@ class PolicyCommands(app_commands.Group):
         template="Start from a template of modbot's library",
         file="A policy file (.md) to save as it is",
     )
+    @tracked
     async def set_(
         self,
         interaction: discord.Interaction[Any],
@@ -557,6 +575,7 @@ class PolicyCommands(app_commands.Group):
 
     @app_commands.command(name="show", description="A policy's text (the live version, or an earlier one), as a file")
     @app_commands.describe(name="The policy", version="An earlier version (default: the live one)")
+    @tracked
     async def show(
         self, interaction: discord.Interaction[Any], name: str, version: app_commands.Range[int, 1] | None = None
     ) -> None:
@@ -571,6 +590,7 @@ class PolicyCommands(app_commands.Group):
         return await self._names(interaction, current)
 
     @app_commands.command(name="list", description="The server's policies: live version, on or off, mode")
+    @tracked
     async def list_(self, interaction: discord.Interaction[Any]) -> None:
         async def work(app: ModbotApp, actor: Actor) -> Reply:
             states = await app.policies.list_policies(actor)
@@ -581,6 +601,7 @@ class PolicyCommands(app_commands.Group):
         await deferred(self.services, interaction, work)
 
     @app_commands.command(name="history", description="A policy's versions and who changed what")
+    @tracked
     async def history(self, interaction: discord.Interaction[Any], name: str) -> None:
         async def work(app: ModbotApp, actor: Actor) -> Reply:
             found = await app.policies.history(actor, name)
@@ -595,6 +616,7 @@ class PolicyCommands(app_commands.Group):
         return await self._names(interaction, current)
 
     @app_commands.command(name="diff", description="What changed between two versions of a policy")
+    @tracked
     async def diff(
         self,
         interaction: discord.Interaction[Any],
@@ -612,6 +634,7 @@ class PolicyCommands(app_commands.Group):
         return await self._names(interaction, current)
 
     @app_commands.command(name="rollback", description="Make an earlier version's text live again (as a new version)")
+    @tracked
     async def rollback(
         self, interaction: discord.Interaction[Any], name: str, version: app_commands.Range[int, 1]
     ) -> None:
@@ -628,6 +651,7 @@ class PolicyCommands(app_commands.Group):
         return await self._names(interaction, current)
 
     @app_commands.command(name="mode", description="Enforce or shadow one policy, or let it follow the server's mode")
+    @tracked
     async def mode(
         self, interaction: discord.Interaction[Any], name: str, mode: Literal["enforce", "shadow", "server"]
     ) -> None:
@@ -643,6 +667,7 @@ class PolicyCommands(app_commands.Group):
         return await self._names(interaction, current)
 
     @app_commands.command(name="enable", description="Judge messages with this policy again")
+    @tracked
     async def enable(self, interaction: discord.Interaction[Any], name: str) -> None:
         await self._switch(interaction, name, on=True)
 
@@ -651,6 +676,7 @@ class PolicyCommands(app_commands.Group):
         return await self._names(interaction, current)
 
     @app_commands.command(name="disable", description="Stop judging messages with this policy (its history stays)")
+    @tracked
     async def disable(self, interaction: discord.Interaction[Any], name: str) -> None:
         await self._switch(interaction, name, on=False)
 
@@ -677,6 +703,7 @@ class PolicyCommands(app_commands.Group):
         file="A policy file (.md) to preview",
         messages="How many recent retained messages to judge again (default 100)",
     )
+    @tracked
     async def preview(
         self,
         interaction: discord.Interaction[Any],
@@ -715,6 +742,7 @@ class PolicyCommands(app_commands.Group):
 
     @app_commands.command(name="test", description="How the policies judge a text, now, privately; nothing is recorded")
     @app_commands.describe(text="The text to judge", policy="Only this policy (default: every enabled one)")
+    @tracked
     async def test(
         self, interaction: discord.Interaction[Any], text: app_commands.Range[str, 1, 2000], policy: str | None = None
     ) -> None:
@@ -737,6 +765,7 @@ class ModbotCommands(app_commands.Group):
         self.services = services
 
     @app_commands.command(name="setup", description="Mod channel, roles, exemptions, mode and actions, through menus")
+    @tracked
     async def setup(self, interaction: discord.Interaction[Any]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         view: discord.ui.View | None = None
@@ -750,6 +779,7 @@ class ModbotCommands(app_commands.Group):
         await answer(interaction, await _run(self.services, interaction, work), view)
 
     @app_commands.command(name="status", description="Whether the model answers, the queue, and today's counts")
+    @tracked
     async def status(self, interaction: discord.Interaction[Any]) -> None:
         await deferred(self.services, interaction, _status())
 
@@ -766,6 +796,7 @@ class ReviewCommands(app_commands.Group):
         self.services = services
 
     @app_commands.command(name="list", description="Flagged cases waiting for a moderator")
+    @tracked
     async def list_(self, interaction: discord.Interaction[Any]) -> None:
         async def work(app: ModbotApp, actor: Actor) -> Reply:
             return open_cases_reply(await app.reviews.open_cases(actor, limit=20))
@@ -779,6 +810,7 @@ class ReviewCommands(app_commands.Group):
         note="Why (kept with the decision; the author sees it on an appeal's outcome)",
         minutes="Time-out length in minutes (default: the server's)",
     )
+    @tracked
     async def decide(
         self,
         interaction: discord.Interaction[Any],
@@ -794,6 +826,7 @@ class ReviewCommands(app_commands.Group):
         return await _choices(self.services, interaction, _open_case_ids, current)
 
     @app_commands.command(name="appeals", description="Appeals waiting for a moderator")
+    @tracked
     async def appeals(self, interaction: discord.Interaction[Any]) -> None:
         async def work(app: ModbotApp, actor: Actor) -> Reply:
             return waiting_appeals_reply(await app.appeals.waiting(actor))
@@ -804,6 +837,7 @@ class ReviewCommands(app_commands.Group):
     @app_commands.describe(
         case="The case id", decision="Uphold the decision, or overturn it", note="Why (the author is told)"
     )
+    @tracked
     async def appeal(
         self,
         interaction: discord.Interaction[Any],
@@ -821,6 +855,7 @@ class ReviewCommands(app_commands.Group):
 def _appeal_command(services: CommandServices) -> app_commands.Command[Any, ..., None]:
     @app_commands.command(name="appeal", description="Appeal a moderation decision about one of your messages")
     @app_commands.guild_only()
+    @tracked
     async def appeal(interaction: discord.Interaction[Any]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         view: discord.ui.View | None = None
@@ -888,6 +923,11 @@ def _form_text(data: Mapping[str, Any]) -> str:
 
 async def handle_interaction(services: CommandServices, interaction: discord.Interaction[Any]) -> bool:
     """Answer modbot's forms and menus (not its case buttons: those are DynamicItems); False if not modbot's."""
+    async with in_flight(interaction):
+        return await _handle(services, interaction)
+
+
+async def _handle(services: CommandServices, interaction: discord.Interaction[Any]) -> bool:
     data: Mapping[str, Any] = interaction.data or {}
     custom_id = str(data.get("custom_id", ""))
     if interaction.type is discord.InteractionType.modal_submit:
@@ -957,9 +997,9 @@ async def _setup_step(
             except SetupError as exc:
                 refusal = Reply.plain(str(exc))
             except WorkflowError as exc:
-                refusal = Reply.plain(str(exc))
+                refusal = Reply.refused(exc, actor.id)
     except WorkflowError as exc:
-        await answer(interaction, Reply.plain(str(exc)))
+        await answer(interaction, Reply.refused(exc, actor.id))
         return
     except Exception:
         log.exception("setup step failed")

@@ -79,6 +79,14 @@ class Reply:
         return cls(embeds=(discord.Embed(description=safe),))
 
     @classmethod
+    def refused(cls, refusal: Exception, actor_id: str) -> Reply:
+        """The core's refusal, said to the member who asked (the core names them by id: "123 may not …")."""
+        text = str(refusal)
+        if text.startswith(f"{actor_id} "):
+            text = "You " + text[len(actor_id) + 1 :]
+        return cls.plain(text)
+
+    @classmethod
     def of(cls, text: str) -> Reply:
         """modbot's own words, already escaped where they quote others; long ones in an embed."""
         if len(text) <= CONTENT_LIMIT:

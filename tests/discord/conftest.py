@@ -241,6 +241,16 @@ async def running(world: DiscordWorld) -> DiscordWorld:
 
 
 @dataclass
+class ScriptedProbe:
+    """The ModelProbe port: the model answers unless a test names a problem."""
+
+    problem: str | None = None
+
+    async def check(self) -> str | None:
+        return self.problem
+
+
+@dataclass
 class BotProcess:
     """One bot process as `modbot run` assembles it, in this test's loop: the launcher's Discord entry
     (`adapters.discord.platform.connect` and `serve`), the app from `bootstrap`, a SQLite file.
@@ -252,6 +262,7 @@ class BotProcess:
     fake: FakeDiscord
     db: Path
     classifier: ScriptedClassifier = field(default_factory=ScriptedClassifier)
+    probe: ScriptedProbe = field(default_factory=ScriptedProbe)
     decided: DecidedCases = field(default_factory=DecidedCases)
     platform: DiscordPlatform | None = None
     app: ModbotApp | None = None
@@ -284,6 +295,7 @@ class BotProcess:
             capabilities=declared_capabilities(),
             classifier=self.classifier,
             store=store,
+            probe=self.probe,
             run_jobs=False,
         )
         self.app.pipeline.observers.append(self.decided.observe)

@@ -1354,3 +1354,12 @@ def body_and_files(content_type: str, raw: bytes) -> tuple[dict[str, Any], dict[
         elif (filename := part.get_filename()) is not None:
             files[filename] = data
     return body, files
+
+
+def custom_ids(message: dict[str, Any]) -> list[str]:
+    return [c.get("custom_id", "") for row in message.get("components") or [] for c in row.get("components") or []]
+
+
+def buttons(message: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The message's buttons by custom_id."""
+    return {c["custom_id"]: c for row in message.get("components") or [] for c in row.get("components") or []}
