@@ -197,8 +197,9 @@ def permission_problems(guild: discord.Guild, settings: ServerSettings) -> list[
 
     exempt = {int(c) for c in settings.exempt_channel_ids if c.isdigit()}
     channels: list[discord.TextChannel | discord.ForumChannel] = [*guild.text_channels, *guild.forums]
-    # The mod channel is modbot's own: its messages are judged too, but its needs are listed above.
-    moderated = [c for c in channels if c.id not in exempt and c.category_id not in exempt and c != mod_channel]
+    # The mod channel's needs are listed above. (Exemptions are per channel: the core knows a
+    # thread's parent channel, not a channel's category, so a category is not offered.)
+    moderated = [c for c in channels if c.id not in exempt and c != mod_channel]
     unseen = [c.id for c in moderated if not c.permissions_for(me).view_channel]
     if unseen:
         problems.append(
@@ -352,7 +353,7 @@ def setup_view(settings: ServerSettings, page: str) -> discord.ui.View:
         view.add_item(
             discord.ui.ChannelSelect(
                 custom_id=SETUP_PREFIX + "exempt_channels",
-                channel_types=[*text_channels, discord.ChannelType.forum, discord.ChannelType.category],
+                channel_types=[*text_channels, discord.ChannelType.forum],
                 placeholder="Exempt channels: not judged (threads included)",
                 min_values=0,
                 max_values=25,
