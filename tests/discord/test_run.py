@@ -38,14 +38,23 @@ def test_discord_is_declared_with_every_effect_and_starts_only_with_a_token(tmp_
     assert not discord_platform.credentials_set({"DISCORD_TOKEN": "  "})
 
 
-async def test_the_running_platform_says_whether_it_is_connected(bot_process: BotProcess) -> None:
+async def test_healthz_and_the_metric_see_whether_discord_is_connected(bot_process: BotProcess) -> None:
+    from bot.observability.health import run_checks
+    from bot.observability.metrics import ModbotMetrics
+    from bot.observability.wiring import health_checks
+
     await bot_process.start()
     platform = bot_process.platform
     assert platform is not None
-    assert platform.connected and await platform.health() is None
+    metrics = ModbotMetrics()
+    [discord_check] = [c for c in health_checks(bot_process.bot, metrics, {"discord": platform}) if "discord" in c.name]
+    assert (await run_checks([discord_check])).ok
+    assert metrics.registry.get_sample_value("modbot_adapter_connected", {"platform": "discord"}) == 1.0
+
     await bot_process.stop()
-    assert not platform.connected
-    assert await platform.health() == "not connected to the Discord gateway"
+    [result] = (await run_checks([discord_check])).results
+    assert result.problem == "not connected to the Discord gateway"
+    assert metrics.registry.get_sample_value("modbot_adapter_connected", {"platform": "discord"}) == 0.0
 
 
 @pytest.mark.slow
