@@ -1,9 +1,10 @@
 """The Discord connection: members' messages and edits to the core, buttons to the core, effects back.
 
 `DiscordAdapter` owns one discord.py client (a plain Client, or an AutoShardedClient when
-MODBOT_DISCORD_SHARDS is set), the sink the core calls (`adapter.sink`, the EffectSink and
-ModChannel), and the command tree that slash commands are added to. Handlers drop what
-is not a member's message, map it, hand it to the core's intake, and return.
+MODBOT_DISCORD_SHARDS is set), the sink that carries out effects and posts notices
+(`adapter.sink`; the adapter itself is what the core is given, as EffectSink and
+ModChannel), and the command tree with modbot's slash commands. Handlers drop what is not
+a member's message, map it, hand it to the core's intake, and return.
 
 Messages sent while the bot was down are not fetched afterwards: intake is the gateway's
 live stream (a resumed session replays what it missed; a new session does not).
@@ -29,6 +30,7 @@ from adapters.discord.mapping import Ignored, intake_message, is_unresolved_thre
 from adapters.discord.sink import DiscordEffectSink, ModeratorPing, ping_from_settings
 from bot.domain import Effect, EffectContext, EffectKind, EffectResult, Message, ServerSettings
 from bot.notices import Notice
+from bot.pipeline import IntakeClosed
 
 if TYPE_CHECKING:
     from bot.app import ModbotApp
@@ -286,6 +288,9 @@ class DiscordAdapter:
             result = result.model_copy(update={"parent_channel_id": await self._parent_of(message.channel.id)})
         try:
             await intake.submit(result)
+        except IntakeClosed:
+            # Stopping: Discord will not send it again to the next process (not a resumed session).
+            log.info("message %s of server %s not taken in: the bot is stopping", result.message_id, result.server_id)
         except Exception:
             # The gateway goes on; this message is not judged. Logged with ids only.
             log.exception("could not take in message %s of server %s", result.message_id, result.server_id)

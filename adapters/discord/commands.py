@@ -32,7 +32,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.actions import core_actor
-from adapters.discord.buttons import AppealForm, ClickActor, actor_of, answer, in_flight, text_values
+from adapters.discord.buttons import AppealForm, actor_of, answer, in_flight, text_values
 from adapters.discord.capabilities import PLATFORM
 from adapters.discord.policy_text import (
     FORM_TEXT_LIMIT,
@@ -103,7 +103,8 @@ Work = Callable[["ModbotApp", Actor], Awaitable[Reply]]
 
 class PerMemberLimit:
     """At most `calls` in any `per_seconds` for each member of each server: /policy test asks the
-    model, which live moderation shares."""
+    model, which live moderation shares. Only members the core let test (moderators) are
+    counted, so the map stays as small as the servers' moderation teams."""
 
     def __init__(self, calls: int = 5, per_seconds: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.calls = calls
@@ -164,15 +165,11 @@ def tracked(command: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, Coro
     return run
 
 
-def _member(interaction: discord.Interaction[Any]) -> ClickActor:
-    return actor_of(interaction)
-
-
 async def _run(services: CommandServices, interaction: discord.Interaction[Any], work: Work) -> Reply:
     app = services.app
     if app is None:
         return STARTING
-    actor = core_actor(_member(interaction))
+    actor = core_actor(actor_of(interaction))
     try:
         return await work(app, actor)
     except WorkflowError as refused:
@@ -182,9 +179,7 @@ async def _run(services: CommandServices, interaction: discord.Interaction[Any],
         return FAILED
 
 
-async def deferred(
-    services: CommandServices, interaction: discord.Interaction[Any], work: Work, view: discord.ui.View | None = None
-) -> None:
+async def deferred(services: CommandServices, interaction: discord.Interaction[Any], work: Work) -> None:
     """Acknowledge at once (ephemeral "thinking"), then answer with what the core did."""
     await interaction.response.defer(ephemeral=True, thinking=True)
     await answer(interaction, await _run(services, interaction, work))
@@ -247,7 +242,7 @@ async def _form_default(services: CommandServices, interaction: discord.Interact
     app = services.app
     if app is None:
         return STARTING
-    actor = core_actor(_member(interaction))
+    actor = core_actor(actor_of(interaction))
     try:
         policy = await asyncio.wait_for(app.policies.show(actor, name), services.prefill_seconds)
     except NotFound:
@@ -362,7 +357,7 @@ async def _post_in_mod_channel(
     if app is None or interaction.guild_id is None:
         return
     try:
-        settings = await app.server_settings.show(core_actor(_member(interaction)))
+        settings = await app.server_settings.show(core_actor(actor_of(interaction)))
         if settings.mod_channel_id is None:
             return
         channel = interaction.client.get_partial_messageable(
@@ -477,7 +472,7 @@ async def _choices(
         return []
     try:
         async with in_flight(interaction):
-            found = await names(app, core_actor(_member(interaction)))
+            found = await names(app, core_actor(actor_of(interaction)))
     except WorkflowError:
         return []
     typed = current.strip().lower()
@@ -985,7 +980,7 @@ async def _setup_step(
     if app is None:
         await answer(interaction, STARTING)
         return
-    actor = core_actor(_member(interaction))
+    actor = core_actor(actor_of(interaction))
     refusal: Reply | None = None
     try:
         settings = await app.server_settings.show(actor)

@@ -38,6 +38,17 @@ def test_discord_is_declared_with_every_effect_and_starts_only_with_a_token(tmp_
     assert not discord_platform.credentials_set({"DISCORD_TOKEN": "  "})
 
 
+def test_the_launcher_learns_discords_capabilities_without_importing_discord_py() -> None:
+    import subprocess
+
+    probe = (
+        "import sys; from adapters import launcher; launcher.declared_capabilities({}); "
+        "print('discord' in sys.modules, 'adapters.discord.client' in sys.modules)"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert found.stdout.split() == ["False", "False"]
+
+
 async def test_healthz_and_the_metric_see_whether_discord_is_connected(bot_process: BotProcess) -> None:
     from bot.observability.health import run_checks
     from bot.observability.metrics import ModbotMetrics
