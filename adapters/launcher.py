@@ -63,8 +63,9 @@ class PlatformEntry:
 
 
 CONSOLE = PlatformEntry("console", "adapters.console.platform")
+DISCORD = PlatformEntry("discord", "adapters.discord.platform")
 # One entry per platform; the console is always there (stdin, and every admin command).
-PLATFORMS: tuple[PlatformEntry, ...] = (CONSOLE,)
+PLATFORMS: tuple[PlatformEntry, ...] = (CONSOLE, DISCORD)
 
 
 def declared_capabilities(environ: Mapping[str, str] | None = None) -> list[PlatformCapabilities]:

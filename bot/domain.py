@@ -494,6 +494,12 @@ class ServerSettings(Frozen):
     # A decision on a case, from any surface, tells the author per this setting (never twice:
     # not when the author was already notified of the case).
     notify_author_on_confirm: ConfirmNotice = ConfirmNotice.WITH_ACTION
+    # Messages posted through webhooks (PluralKit and similar proxies post members' messages
+    # that way) are judged like members' messages; off, they are ignored, as bots' are.
+    accept_webhook_messages: bool = False
+    # A role (on Slack, a user group) mentioned on flags and appeals in the mod channel, so
+    # that moderators are notified; None mentions nobody.
+    moderator_ping_role_id: str | None = None
 
 
 # ---------------------------------------------------------------- what a sink is given
