@@ -62,8 +62,9 @@ class PlatformEntry:
 
 
 CONSOLE = PlatformEntry("console", "adapters.console.platform")
+SLACK = PlatformEntry("slack", "adapters.slack.platform")
 # One entry per platform; the console is always there (stdin, and every admin command).
-PLATFORMS: tuple[PlatformEntry, ...] = (CONSOLE,)
+PLATFORMS: tuple[PlatformEntry, ...] = (CONSOLE, SLACK)
 
 
 def declared_capabilities(environ: Mapping[str, str] | None = None) -> list[PlatformCapabilities]:
