@@ -114,7 +114,9 @@ def parse_policy(raw: str) -> PolicyCommand:
         case "mode":
             need(2, "mode NAME enforce|shadow|default")
             if args[1].lower() not in _MODES:
-                raise Usage("the mode is `enforce`, `shadow`, or `default` (follow the workspace's mode)")
+                raise Usage(
+                    "write it as `/policy mode NAME enforce|shadow|default` (default: follow the workspace's mode)"
+                )
             return PolicyCommand(action, name=args[0], mode=_MODES[args[1].lower()])
         case "apply":
             need(1, "apply DRAFT")

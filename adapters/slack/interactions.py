@@ -405,8 +405,7 @@ class Interactions:
         text = ""
         if command.name:
             try:
-                live = await self.app.policies.show(actor, command.name)
-                text = live.text + (f"\n\n## AUTHOR NOTICE\n{live.notice_text}" if live.notice_text else "")
+                text = replies.document_text(await self.app.policies.show(actor, command.name))
             except NotFound:
                 text = ""  # a new policy
         callback = replies.POLICY_PREVIEW_VIEW if command.action == "preview" else replies.POLICY_SET_VIEW
@@ -552,8 +551,13 @@ class Interactions:
         policies = len(await self.app.policies.list_policies(actor))
         operator = [line for line in report.lines() if not line.startswith(("store:", "platform", "  "))]
         problems = [*self.app.catalog.unsupported(current)]
-        slack = next((p for p in report.platforms if p.platform == PLATFORM), None)
-        limits = list(slack.limits) if slack is not None else []
+        declared = self.app.catalog.get(PLATFORM)
+        # What Slack, as this bot is configured, cannot do: timeouts never, delete without the admin token.
+        limits = [
+            f"{kind.value}: {reason}"
+            for kind, reason in sorted((declared.limits if declared else {}).items())
+            if kind is not EffectKind.LIFT_TIMEOUT
+        ]
         if not current.mod_channel_id:
             problems.append("no moderators' channel is set: choose one with /modbot setup")
         if not policies:
@@ -566,7 +570,7 @@ class Interactions:
             )
         groups = await self._user_groups() or []
         return replies.status(
-            [*operator, *(f"limit: {limit}" for limit in limits)],
+            [*operator, *(f"Slack cannot {limit}" for limit in limits)],
             current,
             open_cases=open_cases,
             waiting_appeals=waiting,

@@ -14,7 +14,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.domain import Case, EffectKind, EffectOutcome, HumanDecision, Mode, Policy, ServerSettings, Verdict
+from bot.domain import (
+    AuthorNotice,
+    Case,
+    EffectKind,
+    EffectOutcome,
+    HumanDecision,
+    Mode,
+    Policy,
+    ServerSettings,
+    Verdict,
+)
 from bot.policy_format import rules_in
 from bot.workflow.policies import PolicyHistory, PolicyState
 from bot.workflow.preview import PreviewChange, PreviewReport
@@ -142,14 +152,24 @@ def policy_list(states: Sequence[PolicyState]) -> SlackMessage:
     return message("\n".join(lines), "Policies of this workspace")
 
 
+def document_text(policy: Policy) -> str:
+    """A stored version as the policy file it came from (front matter, text, author notice), to read or edit."""
+    front = ["---", f"name: {policy.name}", f"description: {policy.description or policy.name}"]
+    if policy.sensitive:
+        front.append("sensitive: true")
+    if policy.author_notice is not AuthorNotice.REMOVAL:
+        front.append(f"author_notice: {policy.author_notice.value}")
+    text = "\n".join([*front, "---", policy.text.strip("\n")])
+    if policy.notice_text:
+        text += "\n\n## AUTHOR NOTICE\n" + policy.notice_text.strip("\n")
+    return text + "\n"
+
+
 def policy_text(policy: Policy, directory: Directory = NAMES_UNKNOWN) -> SlackMessage:
     title = (
         f"*{escape(policy.name)}* v{policy.version}, by {directory.person(policy.author)} at {when(policy.created_at)}"
     )
-    body = policy.text
-    if policy.notice_text:
-        body += "\n\n## AUTHOR NOTICE\n" + policy.notice_text
-    return code(title, body)
+    return code(title, document_text(policy))
 
 
 def policy_history(history: PolicyHistory, directory: Directory = NAMES_UNKNOWN) -> SlackMessage:

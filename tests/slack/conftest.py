@@ -19,22 +19,17 @@ from bot.bootstrap import bootstrap
 from bot.classifier import ClassificationRequest
 from bot.domain import Case, Confidence, EffectKind, EffectRule, ServerSettings, Verdict, utcnow
 from bot.pipeline import ModerationPipeline
+from bot.policy_format import parse_policy
+from bot.policy_library import content_of
 from bot.settings import ModbotSettings
-from bot.store.ports import ModerationStore, PolicyContent
+from bot.store.ports import ModerationStore
 from bot.store.sqlite import SqliteStore
 from tests.fakes.slack_fake import ADMIN_TOKEN, APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, TEAM_ID, FakeSlack
 from tests.helpers import REPO
 
 MOD_CHANNEL = "C0MODS"
-POLICY_TEXT = """# Harassment (HB)
-
-## VIOLATES
-- HB1.a: Insulting a target or mocking their looks, disability, or private life.
-- HB2.a: Telling a target to kill themselves, or wishing them death.
-
-## SAFE
-- HB0.a: Banter between friends that nobody objects to.
-"""
+# The library's harassment policy: a whole policy file, as moderators write them.
+POLICY_TEXT = (REPO / "policies" / "harassment.md").read_text(encoding="utf-8")
 
 
 @dataclass
@@ -112,7 +107,7 @@ class Workspace:
             ack = await self.fake.send_envelope("interactive", payload)
             return Answer(200, ack.get("payload"))
         status, body = await self.fake.deliver(self.events_url, payload, form=True)
-        return Answer(status, json.loads(body) if body.strip() else None)
+        return Answer(status, _parsed(body))
 
     async def command(self, command: str, text: str = "", *, user: str, channel: str = "C0GENERAL") -> Command:
         fields = self.fake.slash_command(command, text, user=user, channel=channel)
@@ -121,11 +116,21 @@ class Workspace:
             ack = await self.fake.send_envelope("slash_commands", fields)
             return Command(Answer(200, ack.get("payload")), hook)
         status, body = await self.fake.deliver_command(self.events_url, fields)
-        return Command(Answer(status, json.loads(body) if body.strip() else None), hook)
+        return Command(Answer(status, _parsed(body)), hook)
 
     async def reply_to(self, command: Command, count: int = 1) -> dict[str, Any]:
         """The `count`-th message modbot posted to the command's response_url."""
         return await self.fake.wait_for_response(command.hook, count)
+
+
+def _parsed(body: str) -> Any:
+    """An HTTP acknowledgement's body as Socket Mode carries it: JSON as it is, plain text as {"text": …}."""
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return {"text": body}
 
 
 @dataclass(frozen=True)
@@ -202,7 +207,7 @@ async def make_workspace(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator
     ) -> Workspace:
         db = tmp_path / f"modbot-{len(started)}.db"
         store = await SqliteStore.open(db)
-        await store.policies.add_version("slack", TEAM_ID, PolicyContent(name="harassment", text=POLICY_TEXT), "test")
+        await store.policies.add_version("slack", TEAM_ID, content_of(parse_policy(POLICY_TEXT)), "test")
         await store.settings.put(
             ServerSettings(
                 platform="slack",
