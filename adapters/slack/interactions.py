@@ -42,7 +42,7 @@ from bot.classifier import ClassificationRequest, ModelRequestRejected, ModelUna
 from bot.domain import Author, EffectKind, EffectRule, Message, Mode, ServerSettings, utcnow
 from bot.notices import AppealFiled
 from bot.workflow.actors import Actor, require_moderator, settings_or_default
-from bot.workflow.errors import AlreadyDecided, NotAuthorised, NotFound, PolicyRejected, WorkflowError
+from bot.workflow.errors import AlreadyDecided, NotAuthorised, NotFound, PolicyRejected, Refused, WorkflowError
 from bot.workflow.policies import templates, validate_policy
 
 from . import render, replies
@@ -679,6 +679,9 @@ class Interactions:
         author = self._author(_user(body))
         try:
             earlier = await self.app.appeals.view(case_id, author)
+        except NotAuthorised as exc:
+            # The core refuses anyone but the author acting from a DM; said in an author's words.
+            raise Refused(f"only the author of the message may appeal case {case_id}") from exc
         except NotFound:
             meta = Metadata(channel=channel, ts=ts, case_id=case_id)
             await self.client.views_open(trigger_id=body["trigger_id"], view=replies.appeal_modal(case_id, meta))

@@ -261,7 +261,8 @@ def rule_lines(brief: PolicyBrief | None, rule_ids: Iterable[str], version: int 
         if rule is not None and rule.known and rule.text:
             lines.append(f"• *{escape(rule_id)}*: {escaped_within(rule.text, 400)}")
         else:
-            missing = f" _(not a rule of v{version})_" if version is not None else ""
+            # Without the policy's brief (an appeal notice) the rule's text is unknown, not the rule.
+            missing = f" _(not a rule of v{version})_" if version is not None and brief is not None else ""
             lines.append(f"• *{escape(rule_id)}*{missing}")
     return lines
 

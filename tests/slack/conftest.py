@@ -38,6 +38,7 @@ class ScriptedModel:
 
     bad_word: str = "idiot"
     rationale: str = "Insults a member (HB1.a)."
+    reasoning: str = "The content calls the target an idiot; HB1.a covers insults."
     calls: list[ClassificationRequest] = field(default_factory=list)
 
     async def classify(self, request: ClassificationRequest) -> Verdict:
@@ -51,6 +52,7 @@ class ScriptedModel:
             policy_category="HB1.a" if bad else None,
             confidence=Confidence.HIGH,
             rationale=self.rationale if bad else "No rule applies.",
+            reasoning=self.reasoning if bad else "",
             effort=request.effort,
         )
 
