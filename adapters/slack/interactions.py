@@ -21,6 +21,7 @@ appeal from the bot's DM acts outside any server (`server_id=None`), as the core
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -48,6 +49,7 @@ from bot.workflow.policies import templates, validate_policy
 from . import render, replies
 from .commands import MODBOT, POLICY, POLICY_USAGE, ModbotCommand, PolicyCommand, Usage, parse_modbot, parse_policy
 from .config import DELETE_NEEDS_ADMIN_TOKEN, PLATFORM
+from .mapping import plain_text
 from .people import LookupFailed, People
 from .render import SlackMessage
 from .replies import Metadata
@@ -65,6 +67,11 @@ PLAN = "modbot_plan"
 TESTS_PER_WINDOW = 5
 TEST_WINDOW_SECONDS = 600.0
 MAX_PREVIEW_MESSAGES = 1000
+# The manifest's message shortcut, "Report to moderators".
+REPORT_SHORTCUT = "modbot_report"
+# Reports are for anyone: enough for a bad afternoon, too few to flood the moderators.
+REPORTS_PER_WINDOW = 10
+REPORT_WINDOW_SECONDS = 600.0
 SLACK_MODERATORS = (
     "On Slack, moderators are workspace admins and owners, members of the moderator user groups, "
     "and the people named in /modbot setup."
@@ -224,6 +231,7 @@ class Interactions:
         self.connection = connection
         self.policy_dir = policy_dir
         self.test_limit = test_limit or PerUserLimit()
+        self.report_limit = PerUserLimit(REPORTS_PER_WINDOW, REPORT_WINDOW_SECONDS)
 
     # ------------------------------------------------------------ wiring
 
@@ -231,12 +239,14 @@ class Interactions:
         self._listen(bolt.command(POLICY), "policy", self._ack_policy, self._policy)
         self._listen(bolt.command(MODBOT), "modbot", self._ack_modbot, self._modbot)
         self._listen(bolt.action(render.ACTION_ID_PATTERN), "button", self._ack_button, self._button)
+        self._listen(bolt.shortcut(REPORT_SHORTCUT), "report", self._ack_button, self._report)
         for callback_id, check, work in (
             (replies.POLICY_SET_VIEW, self._check_policy_form, self._policy_form),
             (replies.POLICY_PREVIEW_VIEW, self._check_policy_form, self._policy_form),
             (replies.SETUP_VIEW, self._check_nothing, self._setup_form),
             (replies.APPEAL_VIEW, self._check_appeal_form, self._appeal_form),
             (replies.DECIDE_APPEAL_VIEW, self._check_note_form, self._decide_appeal_form),
+            (replies.REPORT_VIEW, self._check_nothing, self._report_form),
         ):
             self._listen(bolt.view(callback_id), callback_id.replace(":", "_"), check, work)
 
@@ -763,6 +773,65 @@ class Interactions:
         directory = await self.sink.directory([appeal.author_id, appeal.decided_by])
         post = render.notice_message(AppealFiled(appeal=appeal), directory=directory)
         await self.client.chat_update(channel=meta.channel, ts=meta.ts, text=post.text, blocks=post.blocks)
+
+    # ------------------------------------------------------------ member reports
+
+    async def _report(self, body: dict[str, Any], plan: dict[str, Any]) -> None:
+        """The "Report to moderators" shortcut on a message: a short form, for any member."""
+        user = _user(body)
+        channel = str((body.get("channel") or {}).get("id") or "") or None
+        responder = Responder(self.client, user, body.get("response_url"), channel)
+        reported = body.get("message") or {}
+
+        async def open_form() -> SlackMessage | None:
+            if reported.get("bot_id") or reported.get("subtype") == "bot_message":
+                return replies.message("That message is a bot's: tell the moderators directly if it is wrong.")
+            wait = self.report_limit.wait(f"{_team(body)}/{user}")
+            if wait is not None:
+                return replies.message(
+                    f"You have reported {self.report_limit.count} messages in the last "
+                    f"{self.report_limit.window / 60:.0f} minutes: the next one in {wait / 60:.0f} minute(s)."
+                )
+            meta = Metadata(
+                response_url=body.get("response_url"),
+                channel=channel,
+                ts=str(reported.get("ts") or "") or None,
+                author=str(reported.get("user") or "") or None,
+                excerpt=plain_text(str(reported.get("text") or ""))[: replies.REPORT_EXCERPT],
+            )
+            await self.client.views_open(trigger_id=body["trigger_id"], view=replies.report_modal(meta))
+            return None
+
+        await self._guard(responder, "a report", open_form)
+
+    async def _report_form(self, body: dict[str, Any], plan: dict[str, Any]) -> None:
+        view = body["view"]
+        meta = Metadata.load(view.get("private_metadata"))
+        reporter = _user(body)
+        responder = Responder(self.client, reporter, meta.response_url, meta.channel)
+        reason = str(replies.state_values(view).get(replies.REASON) or "").strip()
+
+        async def send() -> SlackMessage:
+            settings = await settings_or_default(self.app.store, PLATFORM, _team(body))
+            if not settings.mod_channel_id:
+                return replies.refusal(
+                    "this workspace has no moderators' channel yet, so the report could not be sent: "
+                    "tell a moderator directly"
+                )
+            permalink = None
+            if meta.channel and meta.ts:
+                with contextlib.suppress(SlackApiError):  # a report goes out without its link
+                    permalink = str(
+                        (await self.client.chat_getPermalink(channel=meta.channel, message_ts=meta.ts))["permalink"]
+                    )
+            directory = await self.sink.directory([reporter, meta.author])
+            report = replies.member_report(meta, reporter, reason, permalink=permalink, directory=directory)
+            await self.client.chat_postMessage(
+                channel=settings.mod_channel_id, text=report.text, blocks=report.blocks, unfurl_links=False
+            )
+            return replies.message("Thank you: the moderators have your report.")
+
+        await self._guard(responder, "a report", send)
 
 
 def _raise(exc: Exception) -> Callable[[], Awaitable[SlackMessage | None]]:

@@ -24,6 +24,7 @@ from bot.domain import (
     Policy,
     ServerSettings,
     Verdict,
+    utcnow,
 )
 from bot.policy_format import rules_in
 from bot.workflow.policies import PolicyHistory, PolicyState
@@ -64,9 +65,11 @@ POLICY_PREVIEW_VIEW = "modbot:policy_preview"
 SETUP_VIEW = "modbot:setup"
 APPEAL_VIEW = "modbot:appeal"
 DECIDE_APPEAL_VIEW = "modbot:decide_appeal"
+REPORT_VIEW = "modbot:report"
 
 # Input block ids (each input's action_id is the same word).
-NAME, TEXT, MORE, LAST, STATEMENT, NOTE = "name", "text", "more", "last", "statement", "note"
+NAME, TEXT, MORE, LAST, STATEMENT, NOTE, REASON = "name", "text", "more", "last", "statement", "note", "reason"
+REPORT_EXCERPT = 1000  # of the reported message, carried in the form's metadata (3,000 at most)
 MOD_CHANNEL, MOD_GROUPS, MOD_USERS = "mod_channel", "moderator_groups", "moderator_users"
 EXEMPT_GROUPS, EXEMPT_CHANNELS, MODE, EFFECTS = "exempt_groups", "exempt_channels", "mode", "effects"
 
@@ -363,9 +366,13 @@ class Metadata:
     case_id: str | None = None
     action: str | None = None
     appeal_id: int | None = None
+    author: str | None = None  # of a reported message
+    excerpt: str | None = None  # of a reported message, cut to REPORT_EXCERPT
 
     def dump(self) -> str:
-        return json.dumps({k: v for k, v in self.__dict__.items() if v is not None}, separators=(",", ":"))
+        # Characters, not \u escapes: Slack counts the metadata's characters.
+        fields = {k: v for k, v in self.__dict__.items() if v is not None}
+        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def load(cls, raw: str | None) -> Metadata:
@@ -498,6 +505,39 @@ def decide_appeal_modal(action: str, case_id: str, meta: Metadata) -> dict[str, 
     ]
     title = "Overturn the appeal" if overturn else "Uphold the appeal"
     return _modal(DECIDE_APPEAL_VIEW, title, "Overturn" if overturn else "Uphold", blocks, meta)
+
+
+def report_modal(meta: Metadata) -> dict[str, Any]:
+    """A member's report of a message: what they report, and why (optional)."""
+    blocks: list[Block] = [
+        section("You are asking the moderators to look at this message:\n" + quote(meta.excerpt or "", 600)),
+        _text_input(REASON, "What is wrong with it? (optional)", multiline=True, optional=True, most=500),
+        context("The moderators see who reported it. The author is not told."),
+    ]
+    return _modal(REPORT_VIEW, "Report to moderators", "Report", blocks, meta)
+
+
+def member_report(
+    meta: Metadata, reporter: str, reason: str, *, permalink: str | None, directory: Directory = NAMES_UNKNOWN
+) -> SlackMessage:
+    """A member's report, as the moderators' channel shows it."""
+    where = channel_ref(meta.channel) if meta.channel else "a channel"
+    blocks: list[Block] = [
+        header("Reported by a member"),
+        render.fields_section(
+            [
+                ("Reported by", directory.person(reporter)),
+                ("Author", directory.person(meta.author)),
+                ("Where", where),
+                ("Reported", when(utcnow())),
+            ]
+        ),
+        section(quote(meta.excerpt or "") + (f"\n{render.link(permalink, 'Open the message')}" if permalink else "")),
+    ]
+    if reason.strip():
+        blocks.append(section("*Why*\n" + quote(reason, 500)))
+    blocks.append(context("A report opens no case: look at the message, and act on it in Slack or with modbot."))
+    return SlackMessage(text="A member reported a message", blocks=fit_blocks(blocks))
 
 
 def _option(value: str, text: str) -> dict[str, Any]:

@@ -688,6 +688,36 @@ class FakeSlack:
         container = {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False}
         return self._block_actions(stored.blocks, action_id, user, channel, container, message, hook)
 
+    def shortcut_on(
+        self, channel: str, ts: str, callback_id: str, *, user: str, hook: str | None = None
+    ) -> dict[str, Any]:
+        """A message shortcut (type message_action) chosen on a stored message, as Slack sends it."""
+        stored = self.messages.get((channel, ts))
+        assert stored is not None, f"no message {channel}/{ts}"
+        if user not in self.users:
+            self.add_user(user)
+        message: dict[str, Any] = {"type": "message", "user": stored.user, "ts": ts, "text": stored.text}
+        if stored.user == BOT_USER_ID:
+            message["bot_id"] = BOT_ID
+        if stored.thread_ts:
+            message["thread_ts"] = stored.thread_ts
+        return {
+            "type": "message_action",
+            "token": "legacy-verification-token",
+            "callback_id": callback_id,
+            "trigger_id": self.new_trigger(),
+            "action_ts": self.next_ts(),
+            "message_ts": ts,
+            "response_url": self.response_url(hook or self.new_hook()),
+            "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+            "user": {"id": user, "username": self.users[user].name, "name": self.users[user].name, "team_id": TEAM_ID},
+            "channel": {"id": channel, "name": "general"},
+            "message": message,
+            "api_app_id": APP_ID,
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+
     def click_in_response(self, hook: str, action_id: str, *, user: str, index: int = -1) -> dict[str, Any]:
         """Pressing a button on an ephemeral message the app posted to a response_url."""
         posted = self.responses[hook][index]

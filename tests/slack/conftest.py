@@ -210,17 +210,13 @@ async def make_workspace(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator
         db = tmp_path / f"modbot-{len(started)}.db"
         store = await SqliteStore.open(db)
         await store.policies.add_version("slack", TEAM_ID, content_of(parse_policy(POLICY_TEXT)), "test")
-        await store.settings.put(
-            ServerSettings(
-                platform="slack",
-                server_id=TEAM_ID,
-                mod_channel_id=MOD_CHANNEL,
-                moderator_user_ids=moderators,
-                effect_rules=(EffectRule(effects=effects),),
-                **setting_overrides,
-            ),
-            utcnow(),
-        )
+        fields: dict[str, Any] = {
+            "mod_channel_id": MOD_CHANNEL,
+            "moderator_user_ids": moderators,
+            "effect_rules": (EffectRule(effects=effects),),
+        }
+        settings = ServerSettings(platform="slack", server_id=TEAM_ID, **(fields | setting_overrides))
+        await store.settings.put(settings, utcnow())
         env = slack_env(mode, admin=admin, api_url=fake_slack.api_url)
         model = model or ScriptedModel()
         app = await bootstrap(

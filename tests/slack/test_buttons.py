@@ -303,3 +303,58 @@ async def test_the_appeal_post_of_a_case_decided_meanwhile_loses_its_stale_butto
     assert "already decided" in "\n".join(texts_in(ephemeral.json_arg("blocks")))
     assert buttons(ws.fake.messages[(MOD_CHANNEL, appeal_post.ts)]) == []
     assert (await case_now(ws, case.id)).status is CaseStatus.OVERTURNED
+
+
+# ---------------------------------------------------------------- member reports
+
+
+async def test_a_member_reports_a_message_and_the_moderators_get_it(make_workspace: MakeWorkspace) -> None:
+    ws = await setup(make_workspace)
+    event = ws.fake.user_message("meet me behind <!here> the school, <@U0KID>", user=AUTHOR)
+    await deliver(ws, event)  # judged clean by the model: a person still may report it
+    payload = ws.fake.shortcut_on("C0GENERAL", event["event"]["ts"], "modbot_report", user=MEMBER)
+    answer = await ws.interact(payload)
+    assert (answer.status, answer.body) == (200, None)
+    await ws.settle()
+    form = ws.fake.last_view("modbot:report")
+    shown = "\n".join(texts_in(form["blocks"]))
+    assert "meet me behind @\u200bhere the school, @U0KID" in shown and "<!" not in shown
+    await ws.interact(ws.fake.submit_view(form["id"], {"reason": "This is grooming. <!channel>"}, user=MEMBER))
+    await ws.settle()
+    report = post_in(ws.fake, MOD_CHANNEL, "A member reported a message")
+    shown = "\n".join(texts_in(report.blocks))
+    assert shown.count("<") == shown.count("<http") + shown.count("<#")  # links only
+    assert "|Member>" in shown and "|U0Author>" in shown  # reporter and author, named, not mentioned
+    assert "&gt; meet me behind @\u200bhere the school, @U0KID" in shown
+    assert "This is grooming. &lt;!channel&gt;" in shown and "<!" not in shown and "<@" not in shown
+    assert ws.fake.permalink("C0GENERAL", event["event"]["ts"]) in shown
+    hook = str(payload["response_url"]).rsplit("/", 1)[1]
+    assert "the moderators have your report" in words(await ws.fake.wait_for_response(hook))
+    assert not any(m.channel == AUTHOR_DM for m in ws.fake.messages.values())  # the author is not told
+
+
+async def test_reports_are_limited_per_person(make_workspace: MakeWorkspace) -> None:
+    ws = await setup(make_workspace)
+    event = ws.fake.user_message("hello", user=AUTHOR)
+    await deliver(ws, event)
+    hooks = []
+    for _ in range(11):
+        payload = ws.fake.shortcut_on("C0GENERAL", event["event"]["ts"], "modbot_report", user=MEMBER)
+        await ws.interact(payload)
+        hooks.append(str(payload["response_url"]).rsplit("/", 1)[1])
+    await ws.settle()
+    assert len(ws.fake.calls_to("views.open")) == 10
+    assert "the next one in" in words(await ws.fake.wait_for_response(hooks[-1]))
+
+
+async def test_a_report_without_a_moderators_channel_says_so(make_workspace: MakeWorkspace) -> None:
+    ws = await setup(make_workspace, mod_channel_id=None)
+    event = ws.fake.user_message("hello", user=AUTHOR)
+    await deliver(ws, event)
+    payload = ws.fake.shortcut_on("C0GENERAL", event["event"]["ts"], "modbot_report", user=MEMBER)
+    await ws.interact(payload)
+    await ws.settle()
+    await ws.interact(ws.fake.submit_view(ws.fake.last_view("modbot:report")["id"], {}, user=MEMBER))
+    await ws.settle()
+    said = words(await ws.fake.wait_for_response(str(payload["response_url"]).rsplit("/", 1)[1]))
+    assert "no moderators' channel" in said
