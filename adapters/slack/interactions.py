@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 # Bolt copies the request's context into the lazy listener's: the ack leaves its plan there.
 PLAN = "modbot_plan"
+FAILED = "failed"  # in a plan: the ack function failed, under this log reference
 # /policy test calls the model now, for one person: a few a while, so a loop cannot hog it.
 TESTS_PER_WINDOW = 5
 TEST_WINDOW_SECONDS = 600.0
@@ -267,8 +268,9 @@ class Interactions:
             except Exception:
                 reference = _reference()
                 log.exception("slack: acknowledging %s failed (%s)", name, reference)
-                if ack.response is None:
-                    await ack(replies.failure(reference).text)
+                # Acknowledged all the same (an unanswered request is an error in Slack's client);
+                # the person is told by the lazy listener, which knows where they are.
+                plan = {FAILED: reference}
             finally:
                 if ack.response is None:
                     await ack()
@@ -277,7 +279,9 @@ class Interactions:
         async def lazy_function(body: dict[str, Any], context: AsyncBoltContext) -> None:
             try:
                 plan = context.get(PLAN)
-                if plan is not None:
+                if plan is not None and FAILED in plan:
+                    await self._guard(self._responder_for(body), name, _fail_with(plan[FAILED]))
+                elif plan is not None:
                     await work(body, plan)
             except Exception:  # _guard tells the person; this is for a failure to tell them
                 log.exception("slack: %s failed after it was acknowledged", name)
@@ -317,6 +321,15 @@ class Interactions:
             await responder.say(reply)
         except Exception:
             log.exception("slack: could not tell %s how %s went", responder.user_id, what)
+
+    def _responder_for(self, body: Mapping[str, Any]) -> Responder:
+        """Where to answer whoever sent this command, click, shortcut or form."""
+        view = body.get("view")
+        if isinstance(view, Mapping):
+            meta = Metadata.load(view.get("private_metadata"))
+            return Responder(self.client, _user(body), meta.response_url, meta.channel)
+        channel = body.get("channel_id") or _container(body)[0]
+        return Responder(self.client, _user(body), body.get("response_url"), channel)
 
     async def _moderator(self, user_id: str, team_id: str) -> tuple[Actor, ServerSettings]:
         """The person as the core sees them in this workspace, and the workspace's settings."""
@@ -839,6 +852,13 @@ def _raise(exc: Exception) -> Callable[[], Awaitable[SlackMessage | None]]:
         raise exc
 
     return fail
+
+
+def _fail_with(reference: str) -> Callable[[], Awaitable[SlackMessage | None]]:
+    async def failed() -> SlackMessage | None:
+        return replies.failure(reference)
+
+    return failed
 
 
 def setup_changes(current: ServerSettings, values: Mapping[str, Any]) -> dict[str, Any]:

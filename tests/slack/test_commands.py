@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import pytest
 
+from adapters.slack import interactions
 from adapters.slack.interactions import TESTS_PER_WINDOW
 from bot.domain import EffectKind, Mode
 from tests.fakes.slack_fake import ADMIN_USER_ID, TEAM_ID
@@ -57,7 +59,8 @@ async def test_a_command_is_acknowledged_before_modbot_asks_slack_anything(
     ws = await moderated(make_workspace, mode)
     fake = ws.fake
     fake.hold_api()  # every Web API call now waits: an ack that needed one could not come
-    sent = await ws.command(command, text, user=MOD)
+    # The bound only turns such a hang into a failure; the test is the order of events, not a time.
+    sent = await asyncio.wait_for(ws.command(command, text, user=MOD), 30)
     assert sent.answer.status == 200
     # The work after the ack did start, and is held: so the ack did not wait for it.
     await fake.wait_for_call("users.info", where=lambda c: c.args.get("user") == MOD)
@@ -439,3 +442,21 @@ async def test_slack_refusing_a_form_is_told_to_the_person(make_workspace: MakeW
     sent = await ws.command("/policy", "set harassment", user=MOD)
     said = words(await ws.reply_to(sent))
     assert "Slack refused" in said and "expired_trigger_id" in said
+
+
+async def test_a_crash_while_acknowledging_a_form_closes_it_and_tells_the_person(
+    make_workspace: MakeWorkspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = await moderated(make_workspace)
+    sent = await ws.command("/policy", "set harassment", user=MOD)
+    await ws.settle()
+    view = ws.fake.last_view("modbot:policy_set")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the parser broke")
+
+    monkeypatch.setattr(interactions, "validate_policy", broken)
+    answer = await ws.interact(ws.fake.submit_view(view["id"], {}, user=MOD))
+    assert (answer.status, answer.body) == (200, None)  # acknowledged: Slack shows no error, the form closes
+    assert "modbot hit an error" in words(await ws.reply_to(sent))
+    assert [lp.policy.version for lp in await ws.store.policies.live("slack", TEAM_ID)] == [1]
