@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from .app import SlackAdapter
     from .sink import SlackEffectSink
 
-log = logging.getLogger(__name__)
+# Start-up words belong with the launcher's own ("modbot running: ..."), not with any one message's.
+log = logging.getLogger("modbot.run")
 
 NAME = PLATFORM
 

@@ -78,7 +78,7 @@ def test_slack_starts_with_a_bot_token_and_a_way_to_connect(environ: dict[str, s
 
 
 def test_a_bot_token_alone_is_not_started_and_the_log_says_what_is_missing(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="adapters.slack.platform"):
+    with caplog.at_level(logging.WARNING, logger="modbot.run"):
         assert platform.credentials_set({"SLACK_BOT_TOKEN": BOT_TOKEN}) is False
     [record] = caplog.records
     assert "SLACK_APP_TOKEN" in record.getMessage() and "SLACK_SIGNING_SECRET" in record.getMessage()
