@@ -472,6 +472,9 @@ class ServerSettings(Frozen):
     server_id: str
     mod_channel_id: str | None = None
     moderator_role_ids: tuple[str, ...] = ()
+    # Moderators named one by one by user id, whatever their roles: for platforms or plans
+    # without a fitting role (a free Slack workspace has no user groups).
+    moderator_user_ids: tuple[str, ...] = ()
     exempt_role_ids: tuple[str, ...] = ()
     exempt_channel_ids: tuple[str, ...] = ()
     effort: Effort = Effort.LOW
