@@ -526,6 +526,9 @@ class ServerSettings(Frozen):
     server_id: str
     mod_channel_id: SettingId | None = None
     moderator_role_ids: tuple[SettingId, ...] = Field(default=(), max_length=MAX_SETTING_IDS)
+    # Moderators named one by one by user id, whatever their roles: for platforms or plans
+    # without a fitting role (a free Slack workspace has no user groups).
+    moderator_user_ids: tuple[SettingId, ...] = Field(default=(), max_length=MAX_SETTING_IDS)
     exempt_role_ids: tuple[SettingId, ...] = Field(default=(), max_length=MAX_SETTING_IDS)
     exempt_channel_ids: tuple[SettingId, ...] = Field(default=(), max_length=MAX_SETTING_IDS)
     effort: Effort = Effort.LOW
@@ -551,6 +554,12 @@ class ServerSettings(Frozen):
     # A decision on a case, from any surface, tells the author per this setting (never twice:
     # not when the author was already notified of the case).
     notify_author_on_confirm: ConfirmNotice = ConfirmNotice.WITH_ACTION
+    # Messages posted through webhooks (PluralKit and similar proxies post members' messages
+    # that way) are judged like members' messages; off, they are ignored, as bots' are.
+    accept_webhook_messages: bool = False
+    # A role (on Slack, a user group) mentioned on flags and appeals in the mod channel, so
+    # that moderators are notified; None mentions nobody.
+    moderator_ping_role_id: SettingId | None = None
 
 
 class SettingRange(Frozen):

@@ -168,6 +168,7 @@ class CaseQuery:
     server_id: str
     statuses: Collection[CaseStatus] | None = None
     text_retained: bool | None = None  # True: only cases whose text retention has not purged
+    author_id: str | None = None  # only this author's cases
     newest_first: bool = False
     limit: int = 50
 

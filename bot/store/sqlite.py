@@ -528,6 +528,9 @@ class SqliteCases:
             params += statuses
         if query.text_retained is not None:
             where.append("c.text IS NOT NULL" if query.text_retained else "c.text IS NULL")
+        if query.author_id is not None:
+            where.append("c.author_id = ?")
+            params.append(query.author_id)
         order = "c.created_at DESC, c.rowid DESC" if query.newest_first else "c.rowid"
         return await self._load("WHERE " + " AND ".join(where), params, order=order, limit=query.limit)
 

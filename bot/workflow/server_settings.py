@@ -16,7 +16,7 @@ from bot.workflow.errors import Refused
 from bot.workflow.ports import Clock, ConfigChanged
 
 # Who may act is for admins to decide: a moderator must not be able to make more moderators.
-ADMIN_ONLY = frozenset({"moderator_role_ids", "admin_user_ids"})
+ADMIN_ONLY = frozenset({"moderator_role_ids", "moderator_user_ids", "admin_user_ids"})
 FIXED = frozenset({"platform", "server_id"})
 _OUT_OF_RANGE = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than"})
 

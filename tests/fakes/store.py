@@ -256,6 +256,7 @@ class FakeCases:
             if (c.message.platform, c.message.server_id) == (query.platform, query.server_id)
             and (query.statuses is None or c.status in query.statuses)
             and (query.text_retained is None or (c.text_purged_at is None) == query.text_retained)
+            and (query.author_id is None or c.message.author.id == query.author_id)
         ]
         if query.newest_first:
             order = {case_id: i for i, case_id in enumerate(self._db.state.cases)}
