@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.domain import Case, Frozen, ServerSettings
+from bot.domain import Case, Frozen, ServerSettings, ValidText
 from bot.store.ports import Repositories
 from bot.workflow.errors import NotAuthorised, NotFound
 
@@ -17,10 +17,11 @@ class Actor(Frozen):
     (appeal); moderators act from their server.
     """
 
-    id: str
-    platform: str
-    server_id: str | None
-    roles: tuple[str, ...] = ()
+    # Ids as the platform delivered them, made valid text (they are stored with decisions).
+    id: ValidText
+    platform: ValidText
+    server_id: ValidText | None
+    roles: tuple[ValidText, ...] = ()
     is_admin: bool = False
 
     def where(self) -> tuple[str, str]:

@@ -28,6 +28,7 @@ from bot.notices import AppealFiled, AppealView
 from bot.observability.logs import bound_case
 from bot.platforms import PlatformRouter
 from bot.ports import Classifier, EffectSink, ModChannel
+from bot.sanitise import valid_text
 from bot.store.ports import CaseQuery, DuplicateAppeal, DuplicateDecision, ModerationStore
 from bot.workflow import escalation
 from bot.workflow.actors import Actor, require_moderator, require_same_server, settings_for, settings_or_default
@@ -80,7 +81,8 @@ class Appeals:
         From a surface with no server (a DM button) the case's server is the one; only the
         author of the message may appeal, wherever they act from.
         """
-        statement = statement.strip()
+        # From a DM's modal: lone surrogates or NUL would fail the store, not the member.
+        statement = valid_text(statement).strip()
         if not statement:
             raise Refused("the appeal needs a statement: say why the decision is wrong (up to 1,000 characters)")
         if len(statement) > MAX_STATEMENT_CHARS:
