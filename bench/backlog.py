@@ -371,7 +371,7 @@ async def appeals_behind_a_backlog(backlog: int, runs: int, latency: float) -> A
                 for case, message in zip(cases, flagged, strict=True):
                     assert case is not None
                     author = Actor(id=message.author.id, platform="console", server_id=SERVER)
-                    figures.backlog_at_each.append((await store.queue_stats()).waiting)
+                    figures.backlog_at_each.append((await store.queue_backlog()).depth)
                     t0 = time.monotonic()
                     await app.appeals.file(case.id, author, "I was quoting someone")
                     figures.file_returns_s.append(time.monotonic() - t0)

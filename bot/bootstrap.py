@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     # not pay for importing the pipeline and every workflow service.
     from bot.app import ModbotApp
     from bot.classifier import OllamaClassifier, RetryPolicy
+    from bot.observability.metrics import ModbotMetrics
     from bot.platforms import PlatformCapabilities
     from bot.ports import Classifier, EffectSink, ModelProbe
     from bot.settings import LogFormat, ModbotSettings
@@ -55,6 +56,7 @@ async def bootstrap(
     job_intervals: JobIntervals | None = None,
     clock: Clock = utcnow,
     runner: str | None = None,
+    metrics: ModbotMetrics | None = None,
 ) -> ModbotApp:
     """Build the app: each service once, over one store, one model client and the running adapters.
 
@@ -64,6 +66,8 @@ async def bootstrap(
     `run_jobs` False (admin commands) builds no model probe and schedules nothing.
     `runner` names a process that works the queue (`modbot run`, `replay`): it must be the
     only one on the database (RunnerLockHeld otherwise); admin commands pass none.
+    With `metrics`, the model calls, effects, decided messages, appeals and the queue are
+    counted there (bot.observability.metrics).
     """
     from bot.app import ModbotApp
     from bot.pipeline import ModerationPipeline
@@ -74,6 +78,7 @@ async def bootstrap(
     from bot.workflow.labels import Labels
     from bot.workflow.policies import PolicyAdmin
     from bot.workflow.preview import Previews, QueuedPreviews
+    from bot.workflow.privacy import MemberDataRequests
     from bot.workflow.reports import Reports
     from bot.workflow.review import Reviews
     from bot.workflow.server_settings import ServerSettingsService
@@ -90,16 +95,33 @@ async def bootstrap(
     except BaseException:
         await store.close()
         raise
-    router = PlatformRouter(platforms or {}, PlatformCatalog(capabilities))
+    adapters = dict(platforms or {})
+    if metrics is not None:
+        from bot.observability.metrics import InstrumentedSink
+
+        model = metrics.instrument_classifier(model, settings.ollama_host)
+        adapters = {name: InstrumentedSink(adapter, metrics) for name, adapter in adapters.items()}
+        metrics.track_queue(store.queue_backlog, clock)
+    router = PlatformRouter(adapters, PlatformCatalog(capabilities))
     # The bulk of messages keeps at most the model's concurrency in flight, so that interactive
     # work (appeals, previews: the services below call the model directly) is next in line.
     pipeline = ModerationPipeline(
         store, model, router, workers=settings.worker_count, now=clock, model_slots=settings.model_concurrency
     )
+    if metrics is not None:
+        pipeline.observers.append(metrics.observe_case)
     changed = pipeline.invalidate
     if run_jobs and probe is None:
         probe = build_probe(settings)
-    appeals = Appeals(store, model, router, router, clock, on_work=pipeline.wake)
+    appeals = Appeals(
+        store,
+        model,
+        router,
+        router,
+        clock,
+        observe=metrics.observe_appeal if metrics else None,
+        on_work=pipeline.wake,
+    )
     preview = Previews(store, model, changed, clock, mod_channel=router, on_work=pipeline.wake)
     pipeline.register_work(WorkKind.SECOND_OPINION, SecondOpinions(appeals))
     pipeline.register_work(WorkKind.PREVIEW, QueuedPreviews(preview))
@@ -117,9 +139,11 @@ async def bootstrap(
         labels=Labels(store),
         status=Status(store, router),
         jobs=WorkflowJobs(store, router, probe, clock),
+        privacy=MemberDataRequests(store, clock),
         probe=probe,
         job_intervals=job_intervals or JobIntervals(),
         run_jobs=run_jobs,
+        metrics=metrics,
     )
 
 

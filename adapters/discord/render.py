@@ -310,6 +310,9 @@ def moderator_dm(context: EffectContext) -> Outgoing:
     post = flag_post(context)
     embed = post.embeds[0]
     embed.title = fit(f"For moderators: {embed.title}", TITLE_LIMIT)
+    if context.dm_summary is not None:  # a raid: DMs paused, or how many were held back during a pause
+        said = trusted(context.dm_summary.words(), FIELD_VALUE_LIMIT)
+        embed.description = fit(f"**{said}**\n\n{embed.description or ''}", DESCRIPTION_LIMIT)
     return Outgoing(embeds=(shrink_to_total(embed),))
 
 
@@ -407,7 +410,7 @@ def _verdict_line(v: Verdict) -> str:
     return f"**{v.policy} v{v.policy_version}**: {label}{rules}, {v.confidence.value} confidence{rationale}"
 
 
-def appeal_post(view: AppealView) -> Outgoing:
+def appeal_post(view: AppealView, *, title: str = "Appeal on case") -> Outgoing:
     """An appeal for moderators, with the original rationale, the second opinion and Uphold/Overturn.
 
     No excerpt of the message: the appeal view does not say whether its policy is
@@ -416,7 +419,7 @@ def appeal_post(view: AppealView) -> Outgoing:
     link = jump_url(view.server_id, view.channel_id, view.message_id)
     pending = view.appeal_status.value == "pending"
     embed = new_embed(
-        f"Appeal on case {view.case_id}",
+        f"{title} {view.case_id}",
         description=f"{user_ref(view.author_id)} appeals. [Jump to the message]({link})"
         + ("" if view.text is not None else "\nThe message's text is no longer kept."),
         colour=ORANGE if pending else GREY,
@@ -516,8 +519,8 @@ def notice_post(notice: Notice) -> Outgoing:
     match notice:
         case AppealFiled():
             return appeal_post(notice.appeal)
-        case SecondOpinion():
-            return appeal_post(notice.appeal)
+        case SecondOpinion():  # posted when the queued second opinion arrives, after the appeal's own post
+            return appeal_post(notice.appeal, title="Second opinion on the appeal of case")
         case PreviewFinished():
             return _preview_finished(notice)
         case AppealReminder():

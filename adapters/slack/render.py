@@ -69,7 +69,8 @@ ELLIPSIS = "…"
 ACTION_PREFIX = "modbot"
 CONFIRM, CONFIRM_DELETE, DISMISS, SHOW_REASONING = "confirm", "confirm_delete", "dismiss", "reasoning"
 APPEAL, UPHOLD, OVERTURN = "appeal", "uphold", "overturn"
-ACTIONS = (CONFIRM, CONFIRM_DELETE, DISMISS, SHOW_REASONING, APPEAL, UPHOLD, OVERTURN)
+APPLY = "apply"  # a previewed draft: its id stands where a case id does
+ACTIONS = (CONFIRM, CONFIRM_DELETE, DISMISS, SHOW_REASONING, APPEAL, UPHOLD, OVERTURN, APPLY)
 ACTION_ID_PATTERN = re.compile(rf"^{ACTION_PREFIX}:({'|'.join(ACTIONS)}):([0-9A-Z]{{1,64}})$")
 
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -161,7 +162,7 @@ def plain_within(text: str, limit: int) -> str:
     return text[: max(0, limit - len(ELLIPSIS))] + ELLIPSIS
 
 
-def _cut(mrkdwn: str, limit: int) -> str:
+def cut_mrkdwn(mrkdwn: str, limit: int) -> str:
     """Cut mrkdwn the bot assembled (already escaped) without leaving half an entity or token."""
     if len(mrkdwn) <= limit:
         return mrkdwn
@@ -176,7 +177,7 @@ def _cut(mrkdwn: str, limit: int) -> str:
 
 
 def md(text: str, limit: int = MAX_SECTION_TEXT) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": _cut(text, limit) or " ", "verbatim": True}
+    return {"type": "mrkdwn", "text": cut_mrkdwn(text, limit) or " ", "verbatim": True}
 
 
 def plain(text: str, limit: int) -> dict[str, Any]:
@@ -270,7 +271,8 @@ def rule_lines(brief: PolicyBrief | None, rule_ids: Iterable[str], version: int 
         if rule is not None and rule.known and rule.text:
             lines.append(f"• *{escape(rule_id)}*: {escaped_within(rule.text, 400)}")
         else:
-            missing = f" _(not a rule of v{version})_" if version is not None else ""
+            # Without the policy's brief (an appeal notice) the rule's text is unknown, not the rule.
+            missing = f" _(not a rule of v{version})_" if version is not None and brief is not None else ""
             lines.append(f"• *{escape(rule_id)}*{missing}")
     return lines
 
@@ -435,6 +437,8 @@ def moderator_dm(
     if mod_channel:
         lines.append(f"Decide it in {channel_ref(mod_channel)}.")
     blocks: list[Block] = [section("\n".join(lines))]
+    if context_.dm_summary is not None:  # a raid: DMs paused, or how many were held back during a pause
+        blocks.append(context(escape(context_.dm_summary.words())))
     if not sensitive:
         blocks.append(section(quote(case.message.text, 600)))
     blocks += [
@@ -519,10 +523,10 @@ def appeal_outcome_notice(context_: EffectContext, effect: Effect) -> SlackMessa
 # ---------------------------------------------------------------- mod-channel notices
 
 
-def _appeal_message(appeal: AppealView, directory: Directory) -> SlackMessage:
+def _appeal_message(appeal: AppealView, directory: Directory, title: str = "Appeal on case") -> SlackMessage:
     pending = appeal.appeal_status.value == "pending"
     blocks: list[Block] = [
-        header(f"Appeal on case {appeal.case_id}" + ("" if pending else f" · {appeal.appeal_status.value}")),
+        header(f"{title} {appeal.case_id}" + ("" if pending else f" · {appeal.appeal_status.value}")),
         fields_section(
             [
                 ("Author", directory.person(appeal.author_id)),
@@ -560,7 +564,7 @@ def _appeal_message(appeal: AppealView, directory: Directory) -> SlackMessage:
         by = f" by {directory.person(appeal.decided_by)}" if appeal.decided_by else ""
         note = f"\n{quote(appeal.note, 500)}" if appeal.note.strip() else ""
         blocks.append(section(f"*{appeal.appeal_status.value.title()}*{by} at {when(appeal.decided_at)}.{note}"))
-    return SlackMessage(text=f"Appeal on case {appeal.case_id}", blocks=fit_blocks(blocks))
+    return SlackMessage(text=f"{title} {appeal.case_id}", blocks=fit_blocks(blocks))
 
 
 def split_channel(channel_id: str) -> str:
@@ -626,8 +630,10 @@ def _preview_finished(notice: PreviewFinished) -> SlackMessage:
 def notice_message(notice: Notice, *, directory: Directory = Directory()) -> SlackMessage:
     """A mod-channel notice as Block Kit; every kind of notice is handled (mypy checks the match)."""
     match notice:
-        case AppealFiled() | SecondOpinion():
+        case AppealFiled():
             return _appeal_message(notice.appeal, directory)
+        case SecondOpinion():  # posted when the queued second opinion arrives, after the appeal's own post
+            return _appeal_message(notice.appeal, directory, "Second opinion on the appeal of case")
         case PreviewFinished():
             return _preview_finished(notice)
         case AppealReminder():

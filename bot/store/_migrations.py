@@ -48,14 +48,18 @@ async def current_version(conn: aiosqlite.Connection) -> int:
 
 
 async def migrate(conn: aiosqlite.Connection, target: int | None = None) -> int:
-    """Apply every migration above the recorded version, each in its own transaction.
+    """Apply every migration not recorded in the database, in order, each in its own transaction.
 
     Returns the version the database is at afterwards. `target` stops early (for tests
-    of a migration against a file at the previous version).
+    of a migration against a file at the previous version). A migration is known by its
+    number, not by being below the highest one applied: one missing from the record (a
+    file upgraded through a branch that lacked it) is applied too.
     """
     version = await current_version(conn)
+    async with conn.execute("SELECT version FROM schema_migrations") as cur:
+        applied = {int(r[0]) for r in await cur.fetchall()}
     for mig in available_migrations():
-        if mig.version <= version or (target is not None and mig.version > target):
+        if mig.version in applied or (target is not None and mig.version > target):
             continue
         # executescript would commit on its own; statements are run one by one inside
         # an explicit transaction so a failing migration leaves nothing half-applied.
@@ -75,7 +79,7 @@ async def migrate(conn: aiosqlite.Connection, target: int | None = None) -> int:
         except BaseException:
             await conn.execute("ROLLBACK")
             raise
-        version = mig.version
+        version = max(version, mig.version)
     return version
 
 

@@ -30,6 +30,7 @@ from bot.domain import (
     Effect,
     EffectOutcome,
     EffectRecord,
+    FlagJoins,
     Frozen,
     HumanDecision,
     Message,
@@ -49,6 +50,9 @@ AWAITING_A_PERSON = frozenset({CaseStatus.OPEN, CaseStatus.NEEDS_REVIEW, CaseSta
 # Cases whose text is the evidence of a violation: a deletion by the author does not purge
 # it (retention does, on the server's schedule), or deleting abuse would erase the case.
 KEPT_AS_EVIDENCE = AWAITING_A_PERSON | {CaseStatus.CONFIRMED, CaseStatus.UPHELD}
+
+# Authors named beside a raid's flag: enough for moderators to act on, bounded for the post.
+MAX_JOINED_AUTHORS = 100
 
 
 class DuplicateDecision(Exception):
@@ -78,12 +82,6 @@ class QueueItem:
     enqueued_at: datetime | None = None
     # A newer revision of the same message was accepted since: this one is not judged.
     superseded: bool = False
-
-
-@dataclass(frozen=True)
-class QueueStats:
-    waiting: int  # revisions waiting to be judged or acted on, held ones included
-    oldest_enqueued_at: datetime | None  # when the oldest of them was accepted
 
 
 @dataclass(frozen=True)
@@ -131,6 +129,14 @@ class WorkItem:
     payload: Mapping[str, Any]
     attempts: int  # unexpected failures so far (a model outage is not one)
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class QueueBacklog:
+    """Messages accepted and not yet finished, and when the oldest of them was accepted (metrics)."""
+
+    depth: int
+    oldest_enqueued_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -228,8 +234,33 @@ class CaseQuery:
     server_id: str
     statuses: Collection[CaseStatus] | None = None
     text_retained: bool | None = None  # True: only cases whose text retention has not purged
+    author_id: str | None = None  # only this author's cases
     newest_first: bool = False
     limit: int = 50
+
+
+# What an erased member's id becomes wherever a record is kept: never a platform's id.
+ERASED_MEMBER = "(erased)"
+
+
+@dataclass(frozen=True)
+class MemberRecords:
+    """What the store holds about one member's messages in one server, for a data-subject request."""
+
+    cases: tuple[Case, ...] = ()  # cases of the member's messages, with verdicts and effects, oldest first
+    appeals: tuple[Appeal, ...] = ()  # the member's appeals, with second opinions
+    decisions: tuple[HumanDecision, ...] = ()  # moderators' decisions on those cases
+    queued: tuple[Message, ...] = ()  # the member's messages accepted but not judged yet
+
+
+@dataclass(frozen=True)
+class ErasureCounts:
+    """What an erasure changed: texts removed, ids replaced; the decisions themselves are kept."""
+
+    cases: int = 0
+    appeals: int = 0
+    decisions: int = 0  # decisions on the member's cases kept, their notes cleared
+    queued: int = 0
 
 
 # ---------------------------------------------------------------- repositories
@@ -266,10 +297,23 @@ class CaseRepository(Protocol):
         """Cases flagged since (not clean, not skipped), and how many of those were confirmed or upheld."""
         ...
 
-    async def servers_with_text(self) -> list[tuple[str, str]]: ...
+    async def flag_joins(self, case_id: str, max_authors: int = MAX_JOINED_AUTHORS) -> FlagJoins:
+        """Repeats that joined this case's flag (`Case.joined_case_id`): how many, and their
+        distinct authors in the order they first joined, at most `max_authors`."""
+        ...
+
+    async def servers_with_text(self) -> list[tuple[str, str]]:
+        """Servers holding message text or an appeal statement retention has not removed yet."""
+        ...
 
     async def purge_text(self, platform: str, server_id: str, created_before: datetime, at: datetime) -> int:
-        """Clear the text of the server's cases created before the cutoff; returns how many."""
+        """Remove the text of the server's cases created before the cutoff, and every copy of it.
+
+        The copies: verdicts' rationale, reasoning and raw output (second opinions too), the
+        appeal statement, effects' reasons. Statements of appeals filed before the cutoff go
+        too, whenever their case was purged. Rule ids, statuses and decisions stay. Returns
+        how many cases lost their text; the removed content is unrecoverable from storage.
+        """
         ...
 
 
@@ -403,6 +447,32 @@ class JobMemory(Protocol):
     async def clear_alert(self, platform: str, server_id: str) -> None: ...
 
 
+class PrivacyRepository(Protocol):
+    """Data-subject requests: one member's records found, exported and erased."""
+
+    async def member_servers(self, platform: str, user_id: str) -> list[str]:
+        """Servers of the platform holding the member's messages, cases, appeals, decisions or changes."""
+        ...
+
+    async def member_records(self, platform: str, server_id: str, user_id: str) -> MemberRecords: ...
+
+    async def erase_member(self, platform: str, server_id: str, user_id: str, at: datetime) -> ErasureCounts:
+        """Remove the member's texts and replace their id by ERASED_MEMBER, in one server.
+
+        Removed: message texts (also of messages still queued), attachment names, display
+        names and roles, the model's rationale, reasoning and raw output, appeal statements,
+        effect reasons, the notes of decisions on their cases and appeals, the address of DMs
+        to them.
+        Kept: every case, verdict (rule ids, confidence), effect and decision, with the
+        author id replaced. What the id did as a moderator is kept (accountability).
+        """
+        ...
+
+    async def scrub_free_space(self) -> None:
+        """Make what was removed unrecoverable from storage (SQLite: empty the write-ahead log)."""
+        ...
+
+
 class StatisticsRepository(Protocol):
     async def digest_counts(self, platform: str, server_id: str, start: datetime, end: datetime) -> DigestCounts: ...
 
@@ -466,6 +536,9 @@ class Repositories(Protocol):
     @property
     def work(self) -> WorkRepository: ...
 
+    @property
+    def privacy(self) -> PrivacyRepository: ...
+
 
 class ModerationStore(Repositories, Protocol):
     """The whole store: the pipeline's durable intake, the repositories, and units of work."""
@@ -507,10 +580,6 @@ class ModerationStore(Repositories, Protocol):
         """Every revision waiting, at once: for tests and small tools; the pipeline reads pages."""
         ...
 
-    async def queue_stats(self) -> QueueStats:
-        """How many revisions wait (held ones included) and since when: one cheap query, for metrics."""
-        ...
-
     async def queue_state(self, platform: str, server_id: str, message_id: str) -> str | None:
         """The state of the message's latest revision."""
         ...
@@ -542,6 +611,13 @@ class ModerationStore(Repositories, Protocol):
         """The bot left the server (or the workspace uninstalled it): drop its queued work; returns how much."""
         ...
 
+    async def queue_backlog(self) -> QueueBacklog:
+        """How many revisions wait (held ones included, or being decided), and the oldest one's intake time.
+
+        Read at every metrics scrape: its cost must follow the backlog, not the history.
+        """
+        ...
+
     async def finish_queue_item(self, queue_id: int) -> None: ...
 
     async def cases_with_unfinished_effects(self) -> list[str]:
@@ -570,6 +646,7 @@ class ModerationStore(Repositories, Protocol):
 
 __all__ = [
     "AWAITING_A_PERSON",
+    "ERASED_MEMBER",
     "KEPT_AS_EVIDENCE",
     "AppealRepository",
     "AuditEntry",
@@ -583,16 +660,19 @@ __all__ = [
     "DuplicateAppeal",
     "DuplicateDecision",
     "EffectRepository",
+    "ErasureCounts",
     "HealthState",
     "Intake",
     "IntakeOutcome",
     "JobMemory",
     "LivePolicy",
+    "MemberRecords",
     "ModerationStore",
     "PolicyContent",
     "PolicyRepository",
+    "PrivacyRepository",
+    "QueueBacklog",
     "QueueItem",
-    "QueueStats",
     "Repositories",
     "RunnerLockHeld",
     "SettingsRepository",

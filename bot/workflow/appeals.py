@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Literal
 
-from bot.classifier import ClassificationRequest
+from bot.classifier import ClassificationRequest, ModelUnavailable
 from bot.domain import (
     Appeal,
     AppealStatus,
@@ -30,9 +31,11 @@ from bot.domain import (
 )
 from bot.effect_runner import carry_out, policy_briefs, support_only
 from bot.notices import AppealFiled, AppealView, SecondOpinion
+from bot.observability.logs import bound_case
 from bot.platforms import PlatformRouter
 from bot.ports import Classifier, EffectSink, ModChannel
-from bot.store.ports import DuplicateAppeal, DuplicateDecision, ModerationStore, WorkItem, WorkKind
+from bot.sanitise import valid_text
+from bot.store.ports import CaseQuery, DuplicateAppeal, DuplicateDecision, ModerationStore, WorkItem, WorkKind
 from bot.workflow import escalation
 from bot.workflow.actors import Actor, require_moderator, require_same_server, settings_for, settings_or_default
 from bot.workflow.decisions import (
@@ -53,6 +56,10 @@ MAX_STATEMENT_CHARS = 1000
 # Only a case that holds something against the author can be appealed.
 APPEALABLE = (CaseStatus.OPEN, CaseStatus.NEEDS_REVIEW, CaseStatus.CONFIRMED)
 
+AppealEvent = Literal["filed", "upheld", "overturned"]
+# Told of each appeal filed and decided, once it is recorded (the app's metrics).
+AppealObserver = Callable[[AppealEvent], None]
+
 
 class Appeals:
     def __init__(
@@ -62,6 +69,8 @@ class Appeals:
         sinks: Mapping[str, EffectSink] | PlatformRouter,
         mod_channel: ModChannel | None = None,
         clock: Clock = utcnow,
+        *,
+        observe: AppealObserver | None = None,
         on_work: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
@@ -69,6 +78,7 @@ class Appeals:
         self.sinks = PlatformRouter.of(sinks)
         self.mod_channel = mod_channel
         self.clock = clock
+        self.observe = observe
         # Called once a second opinion is queued: the pipeline's workers look for it at once.
         self.on_work = on_work
 
@@ -82,7 +92,8 @@ class Appeals:
         button) the case's server is the one; only the author of the message may appeal,
         wherever they act from.
         """
-        statement = statement.strip()
+        # From a DM's modal: lone surrogates or NUL would fail the store, not the member.
+        statement = valid_text(statement).strip()
         if not statement:
             raise Refused("the appeal needs a statement: say why the decision is wrong (up to 1,000 characters)")
         if len(statement) > MAX_STATEMENT_CHARS:
@@ -119,10 +130,13 @@ class Appeals:
         except DuplicateAppeal as exc:  # a concurrent appeal won
             found = await self.store.appeals.for_case(case_id)
             raise _appealed_before(case_id, found.created_at if found else at) from exc
+        if self.observe is not None:
+            self.observe("filed")
         if self.on_work is not None:
             self.on_work()
-        view = await self._view(case_id)
-        await self._tell_moderators(case, AppealFiled(appeal=view))
+        with bound_case(case):
+            view = await self._view(case_id)
+            await self._tell_moderators(case, AppealFiled(appeal=view))
         return view
 
     async def complete_second_opinion(self, case_id: str) -> None:
@@ -136,34 +150,43 @@ class Appeals:
         if view.second_opinion or view.appeal_status is not AppealStatus.PENDING:
             return
         case = await load_case(self.store, case_id)
-        if view.text is None:
-            error = "the message text is no longer retained"
-            await self._tell_moderators(
-                case, SecondOpinion(appeal=view.model_copy(update={"second_opinion_error": error}))
-            )
-            return
-        verdicts = await self._ask_model(case, view.statement)
-        async with self.store.transaction() as tx:
-            stored = await tx.appeals.for_case(case_id)
-            if stored is None or stored.second_opinion or stored.status is not AppealStatus.PENDING:
-                return  # given meanwhile (a moderator asked), or decided: never stored twice
-            await tx.appeals.add_second_opinion(view.appeal_id, case_id, verdicts)
-        await self._tell_moderators(case, SecondOpinion(appeal=await self._view(case_id)))
+        with bound_case(case):
+            if view.text is None:
+                error = "the message text is no longer retained"
+                await self._tell_moderators(
+                    case, SecondOpinion(appeal=view.model_copy(update={"second_opinion_error": error}))
+                )
+                return
+            try:
+                verdicts = await self._ask_model(case, view.statement)
+            except ModelUnavailable:
+                raise  # not a failure of this appeal: it waits in the queue for the model
+            except Exception as exc:
+                log.warning("second opinion for case %s failed: %s", case_id, type(exc).__name__)
+                raise
+            async with self.store.transaction() as tx:
+                stored = await tx.appeals.for_case(case_id)
+                if stored is None or stored.second_opinion or stored.status is not AppealStatus.PENDING:
+                    return  # given meanwhile (a moderator asked), or decided: never stored twice
+                await tx.appeals.add_second_opinion(view.appeal_id, case_id, verdicts)
+            await self._tell_moderators(case, SecondOpinion(appeal=await self._view(case_id)))
 
     async def second_opinion_failed(self, case_id: str, problem: str) -> None:
         """The queued second opinion failed for good: the moderators learn why, and may ask again."""
         case = await load_case(self.store, case_id)
-        view = await self._view(case_id)
-        await self._tell_moderators(
-            case, SecondOpinion(appeal=view.model_copy(update={"second_opinion_error": problem}))
-        )
+        with bound_case(case):
+            view = await self._view(case_id)
+            await self._tell_moderators(
+                case, SecondOpinion(appeal=view.model_copy(update={"second_opinion_error": problem}))
+            )
 
     async def second_opinion(self, case_id: str, actor: Actor) -> AppealView:
         """Ask the model again if the second opinion is missing (the model was down when the appeal came)."""
         case = await case_for(self.store, case_id, actor)
         settings = await settings_or_default(self.store, case.message.platform, case.message.server_id)
         require_moderator(actor, settings, "request a second opinion")
-        return await self._second_opinion(case_id)
+        with bound_case(case):
+            return await self._second_opinion(case_id)
 
     async def _second_opinion(self, case_id: str) -> AppealView:
         view = await self._view(case_id)
@@ -223,6 +246,31 @@ class Appeals:
             settings = await settings_or_default(self.store, case.message.platform, case.message.server_id)
             require_moderator(actor, settings, "see appeals")
         return await self._view(case_id)
+
+    async def appealable(self, actor: Actor, limit: int = 10) -> list[Case]:
+        """The actor's own recent cases in the server where they act, that they may appeal, newest first.
+
+        Only cases the author was told about or acted upon (a notice, even one their closed
+        DMs refused; a deletion; a time-out): a flag moderators have not acted on stays
+        theirs. Never a case flagged only for support (its notice offers help, not an appeal).
+        """
+        platform, server_id = actor.where()
+        query = CaseQuery(
+            platform=platform,
+            server_id=server_id,
+            author_id=actor.id,
+            statuses=APPEALABLE,
+            newest_first=True,
+            limit=max(limit * 5, 50),  # some are left out below
+        )
+        found: list[Case] = []
+        for case in await self.store.cases.find(query):
+            if not _author_knows(case) or support_only(case.verdicts, await policy_briefs(self.store, case)):
+                continue
+            found.append(case)
+            if len(found) == limit:
+                break
+        return found
 
     async def waiting(self, actor: Actor) -> list[AppealView]:
         settings = await settings_for(self.store, actor)
@@ -306,6 +354,8 @@ class Appeals:
                     await tx.audit.add(self_review_entry(actor, case, action, decision))
         except DuplicateDecision as exc:
             raise await explain_conflict(self.store, case_id, "appeal", exc) from exc
+        if self.observe is not None:
+            self.observe("upheld" if upheld else "overturned")
         decided_case = await load_case(self.store, case_id)
         done = await carry_out(self.store, self.sinks, decided_case, records)
         return DecisionOutcome(
@@ -380,6 +430,17 @@ class SecondOpinions:
 
 def _subject(appeal_id: int) -> str:
     return f"appeal {appeal_id}"
+
+
+def _author_knows(case: Case) -> bool:
+    """Whether the author was told of the case (or tried to be) or saw something done to their message."""
+    for record in case.effects:
+        kind, outcome = record.effect.kind, record.outcome
+        if kind is EffectKind.NOTIFY_AUTHOR and outcome in (EffectOutcome.DONE, EffectOutcome.FAILED):
+            return True
+        if kind in (EffectKind.DELETE, EffectKind.TIMEOUT) and outcome is EffectOutcome.DONE:
+            return True
+    return False
 
 
 def _appealed_before(case_id: str, filed_at: datetime) -> Refused:

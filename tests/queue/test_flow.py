@@ -17,7 +17,7 @@ from bot.store.ports import WorkItem, WorkKind
 from bot.store.sqlite import SqliteStore
 from tests.helpers import ScriptedClassifier, add_policy
 from tests.queue.conftest import T0
-from tests.queue.helpers import GatedModel, MutableClock, PostingSink, chat
+from tests.queue.helpers import GatedModel, MutableClock, PostingSink, chat, word
 
 
 @pytest_asyncio.fixture
@@ -113,7 +113,7 @@ async def test_interactive_work_goes_ahead_of_a_backlog_the_model_is_busy_with(
     handler = RecordingHandler()
     pipeline = ModerationPipeline(store, model, {"console": PostingSink()}, workers=4, now=clock, model_slots=2)
     pipeline.register_work(WorkKind.SECOND_OPINION, handler)
-    await asyncio.gather(*(pipeline.submit(chat(f"m{i}", f"text {i}")) for i in range(200)))
+    await asyncio.gather(*(pipeline.submit(chat(f"m{i}", f"text {word(i)}")) for i in range(200)))
     await pipeline.start()
     try:
         await asyncio.sleep(0.1)
@@ -122,7 +122,7 @@ async def test_interactive_work_goes_ahead_of_a_backlog_the_model_is_busy_with(
         await store.work.add(WorkKind.SECOND_OPINION, "console", "s1", "appeal 1", {"case_id": "C1"}, T0)
         pipeline.wake()
         await asyncio.wait_for(handler.done.wait(), 10)  # while 200 messages still wait
-        assert len(model.calls) == 2 and (await store.queue_stats()).waiting == 200
+        assert len(model.calls) == 2 and (await store.queue_backlog()).depth == 200
         assert model.gate is not None
         model.gate.set()
         await pipeline.drain()

@@ -152,8 +152,8 @@ async def test_pages_are_bounded_oldest_first_and_leave_out_what_is_held_in_memo
     assert [i.id for i in first] == ids[:4]
     second = await store.waiting_page(T0, {i.id for i in first}, 4)
     assert [i.id for i in second] == ids[4:8]
-    stats = await store.queue_stats()
-    assert (stats.waiting, stats.oldest_enqueued_at) == (10, T0)
+    stats = await store.queue_backlog()
+    assert (stats.depth, stats.oldest_enqueued_at) == (10, T0)
 
 
 async def test_concurrent_intake_of_a_message_and_its_edit_keeps_their_order(either_store: ModerationStore) -> None:
@@ -244,7 +244,7 @@ async def test_a_deletion_before_the_message_arrives_refuses_it_when_it_comes(ei
     deleted = await store.message_deleted("console", "g1", "m1", T0)
     assert (deleted.cancelled, deleted.purged) == (0, 0)
     assert (await store.intake(msg("m1", "hello"))).outcome is IntakeOutcome.DELETED
-    assert (await store.queue_stats()).waiting == 0
+    assert (await store.queue_backlog()).depth == 0
 
 
 async def test_a_judgement_of_a_message_cancelled_meanwhile_is_dropped(either_store: ModerationStore) -> None:

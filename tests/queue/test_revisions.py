@@ -13,7 +13,7 @@ from bot.pipeline import EditLimits, ModerationPipeline
 from bot.store.sqlite import SqliteStore
 from tests.helpers import ScriptedClassifier, add_policy
 from tests.queue.conftest import T0
-from tests.queue.helpers import MutableClock, PostingSink, chat
+from tests.queue.helpers import MutableClock, PostingSink, chat, word
 
 
 @pytest_asyncio.fixture
@@ -149,7 +149,8 @@ async def test_a_hundred_fast_edits_are_not_a_hundred_model_calls_and_the_final_
         await pipeline.drain()
         for i in range(1, 101):
             clock.advance(0.2)
-            await pipeline.submit(chat("m1", f"draft {i}" + (" idiot" if i == 100 else ""), edited_after_s=i * 0.2))
+            text = f"draft {word(i)}" + (" idiot" if i == 100 else "")
+            await pipeline.submit(chat("m1", text, edited_after_s=i * 0.2))
         await asyncio.sleep(0.3)  # the workers see what is due: never the held revisions
         held_back = len(model.calls)
         clock.advance(31)  # the edits stopped; the latest revision's settle time passes
@@ -159,7 +160,7 @@ async def test_a_hundred_fast_edits_are_not_a_hundred_model_calls_and_the_final_
     judged = [r.message.text for r in model.calls]
     assert held_back <= 1 + limits.per_author_per_minute  # the original and the edits within the limit
     assert len(judged) <= 2 + limits.per_author_per_minute
-    assert judged[-1] == "draft 100 idiot"  # the final text is always judged
+    assert judged[-1] == f"draft {word(100)} idiot"  # the final text is always judged
     latest = await store.cases.for_message("console", "s1", "m1")
     assert latest is not None and latest.revision == 101 and latest.status is CaseStatus.OPEN
 
@@ -177,7 +178,7 @@ async def test_editing_forever_does_not_keep_a_message_unjudged(store: SqliteSto
         # cap of two minutes since the first held revision.
         for i in range(1, 16):
             clock.advance(20)
-            await pipeline.submit(chat("m1", f"abuse {i} idiot", edited_after_s=20 * i))
+            await pipeline.submit(chat("m1", f"abuse {word(i)} idiot", edited_after_s=20 * i))
             pipeline.wake()
             await asyncio.sleep(0.05)
         during = len(model.calls) - judged_before
@@ -186,4 +187,4 @@ async def test_editing_forever_does_not_keep_a_message_unjudged(store: SqliteSto
     finally:
         await pipeline.stop()
     assert 1 < during < 15  # judged while the edits went on, but not each of them
-    assert model.calls[-1].message.text == "abuse 15 idiot"
+    assert model.calls[-1].message.text == f"abuse {word(15)} idiot"

@@ -1,4 +1,4 @@
-"""Migration 0007 on a populated file of the previous version: nothing lost, old messages still recognised."""
+"""The revisions migration (0009) on a populated older file: nothing lost, old messages still recognised."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def message(message_id: str, text: str, *, edited: bool = False) -> Message:
 async def _previous_version(path: Path) -> None:
     async with aiosqlite.connect(path, isolation_level=None) as conn:
         await migrate(conn, target=REVISIONS - 1)
-        # A column another branch added to cases before this migration ran: it must survive.
-        await conn.execute("ALTER TABLE cases ADD COLUMN judging_notes TEXT NOT NULL DEFAULT ''")
+        # A column added to cases by some earlier migration: it must survive the rebuild.
+        await conn.execute("ALTER TABLE cases ADD COLUMN added_elsewhere TEXT NOT NULL DEFAULT ''")
         old = message("old", "you idiot")
         await conn.execute(
             "INSERT INTO queue (platform, server_id, message_id, message, state, case_id, enqueued_at, updated_at)"
@@ -49,7 +49,7 @@ async def _previous_version(path: Path) -> None:
         )
         await conn.execute(
             "INSERT INTO cases (id, platform, server_id, channel_id, message_id, author_id, text, message, status,"
-            " violation, mode, created_at, judging_notes) VALUES ('C-OLD', 'console', 'g1', 'c1', 'old', 'u1',"
+            " violation, mode, created_at, added_elsewhere) VALUES ('C-OLD', 'console', 'g1', 'c1', 'old', 'u1',"
             " 'you idiot', ?, 'open', 1, 'enforce', ?, 'normalised')",
             (old.model_copy(update={"text": ""}).model_dump_json(), T0.isoformat()),
         )
@@ -86,7 +86,7 @@ async def _previous_version(path: Path) -> None:
         )
 
 
-async def test_0007_keeps_cases_their_children_and_the_queue(tmp_path: Path) -> None:
+async def test_the_revisions_migration_keeps_cases_their_children_and_the_queue(tmp_path: Path) -> None:
     path = tmp_path / "v6.db"
     await _previous_version(path)
     store = await SqliteStore.open(path, now=lambda: T0 + timedelta(hours=2))
@@ -95,7 +95,7 @@ async def test_0007_keeps_cases_their_children_and_the_queue(tmp_path: Path) -> 
         assert case is not None and case.revision == 1 and case.message.text == "you idiot"
         assert [v.rule_ids for v in case.verdicts] == [("HB1.a",)] and case.effects[0].reference == "mods/1"
         assert (await store.appeals.for_case("C-OLD")) is not None
-        assert (await store.fetchone("SELECT judging_notes FROM cases WHERE id = 'C-OLD'"))[0] == "normalised"  # type: ignore[index]
+        assert (await store.fetchone("SELECT added_elsewhere FROM cases WHERE id = 'C-OLD'"))[0] == "normalised"  # type: ignore[index]
         assert await store.fetchall("PRAGMA foreign_key_check") == []
         # A clean verdict's reasoning moved aside, where the upkeep forgets it; it still reads the same.
         clean = await store.cases.get("C-CLEAN")

@@ -31,14 +31,14 @@ async def test_the_bots_writes_never_fail_while_another_connection_writes(tmp_pa
         async def read() -> None:
             for _ in range(300):
                 await bot.waiting_page(T0, (), 64)
-                await bot.queue_stats()
+                await bot.queue_backlog()
 
         async def administer() -> None:
             for i in range(300):
                 await admin.settings.put(ServerSettings(platform="console", server_id=f"g{i % 5}"), T0)
 
         await asyncio.gather(intake(), read(), read(), administer())
-        assert (await bot.queue_stats()).waiting == 300
+        assert (await bot.queue_backlog()).depth == 300
     finally:
         await admin.close()
         await bot.close()

@@ -110,6 +110,31 @@ async def decided_case(
     return found
 
 
+async def test_a_case_keeps_its_judging_notes_and_the_flag_it_joined(store: ModerationStore) -> None:
+    await decided_case(store, "HOLD")
+    for n, author in enumerate(["u2", "u3", "u2", "u4"]):
+        msg = message(f"r{n}", author=author)
+        queue_id = await store.enqueue(msg)
+        assert queue_id is not None
+        joined = Case(
+            id=f"J{n}",
+            message=msg,
+            status=CaseStatus.OPEN,
+            verdicts=(flagging(),),
+            judging_notes="judged whole (12 characters); joined the flag of case HOLD",
+            joined_case_id="HOLD",
+            created_at=T0,
+        )
+        await store.record_decision(queue_id, joined, [])
+    stored = await store.cases.get("J0")
+    assert stored is not None and stored.joined_case_id == "HOLD"
+    assert stored.judging_notes == "judged whole (12 characters); joined the flag of case HOLD"
+    joins = await store.cases.flag_joins("HOLD")
+    assert joins.count == 4 and joins.author_ids == ("u2", "u3", "u4")  # distinct, in the order they joined
+    assert (await store.cases.flag_joins("HOLD", max_authors=2)).author_ids == ("u2", "u3")
+    assert (await store.cases.flag_joins("J0")).count == 0
+
+
 # ---------------------------------------------------------------- intake
 
 
@@ -121,6 +146,27 @@ async def test_intake_is_idempotent_per_platform_and_server(store: ModerationSto
     assert await store.queue_counts() == {"pending": 3}
     assert [item.message.message_id for item in await store.open_queue_items()] == ["m1", "m1", "m1"]
     assert await store.queue_state("console", "g1", "m1") == "pending"
+
+
+async def test_the_backlog_counts_items_not_finished_and_dates_the_oldest(
+    store: ModerationStore, clock: FakeClock
+) -> None:
+    empty = await store.queue_backlog()
+    assert (empty.depth, empty.oldest_enqueued_at) == (0, None)
+    first = await store.enqueue(message("m1"))
+    clock.advance(seconds=30)
+    await store.enqueue(message("m2"))
+    await store.enqueue(message("m3"))
+    assert first is not None
+    backlog = await store.queue_backlog()
+    assert (backlog.depth, backlog.oldest_enqueued_at) == (3, T0)
+    # Decided with an effect still to run (acting): it still waits. Finished: it no longer does.
+    case = Case(id="C1", message=message("m1"), status=CaseStatus.OPEN, verdicts=(flagging(),))
+    await store.record_decision(first, case, [(Effect(kind=EffectKind.FLAG), EffectOutcome.PENDING)])
+    assert (await store.queue_backlog()).depth == 3
+    await store.finish_queue_item(first)
+    backlog = await store.queue_backlog()
+    assert (backlog.depth, backlog.oldest_enqueued_at) == (2, T0 + timedelta(seconds=30))
 
 
 async def test_a_decision_with_pending_effects_keeps_the_item_acting_until_the_last_result(
@@ -182,6 +228,16 @@ async def test_cases_are_found_by_server_status_and_retention(store: ModerationS
     assert [c.id for c in await store.cases.find(retained)] == ["C"]
     assert [c.id for c in await store.cases.get_many(["C", "A", "nope"])] == ["A", "C"]
     assert [c.id async for c in store.cases.every()] == ["A", "B", "C", "D"]
+
+
+async def test_cases_are_found_by_author(store: ModerationStore) -> None:
+    await decided_case(store, "A", created_at=T0)
+    await decided_case(store, "B", author="u2", created_at=T0 + timedelta(minutes=1))
+    await decided_case(store, "C", created_at=T0 + timedelta(minutes=2))
+    await decided_case(store, "D", platform="discord", created_at=T0 + timedelta(minutes=3))
+    own = CaseQuery(platform="console", server_id="g1", author_id="u1", newest_first=True)
+    assert [c.id for c in await store.cases.find(own)] == ["C", "A"]
+    assert await store.cases.find(CaseQuery(platform="console", server_id="g1", author_id="nobody")) == []
 
 
 async def test_status_changes_and_the_authors_record(store: ModerationStore, clock: FakeClock) -> None:
