@@ -10,7 +10,6 @@ for the next start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -213,12 +212,21 @@ class ModerationPipeline:
         self._held_work: set[int] = set()
         self._bulk_running = 0
         self._work_running: Counter[WorkKind] = Counter()
-        self._more_messages = True  # the last page was full, or something was queued since
+        # Whether the store may hold waiting messages memory lacks: the last page was full, or
+        # something was queued since that did not go straight to memory (`_queued_since`).
+        self._more_messages = True
+        self._queued_since = 0
+        # Ids handed over or finished while a page is being read (None when none is).
+        self._taken_while_reading: set[int] | None = None
         self._more_work = True
         self._looked_at = 0.0  # monotonic time of the last look at the store for waiting work
         self._refill_lock = asyncio.Lock()
-        self._wake = asyncio.Event()
-        self._looking = 0  # workers looking for work (the only ones a wake is for)
+        # Idle workers, each waiting on its own future: a signal wakes one of them (a burst of
+        # submissions must not wake every worker for every message). A signal that comes while
+        # a worker is still looking is counted, so that it looks again rather than sleep.
+        self._idle_workers: deque[asyncio.Future[None]] = deque()
+        self._looking = 0
+        self._signals = 0
         self._handlers: dict[WorkKind, WorkHandler] = {}
         self._stats = QueueBacklog(0, None)
         self._stats_at = 0.0
@@ -237,7 +245,8 @@ class ModerationPipeline:
         self._policy_cache: TTLCache[ServerKey, list[LivePolicy]] = TTLCache(MAX_CACHED_SERVERS, CONFIG_TTL_SECONDS)
         # Edits by author (platform, server, author) in the last minute, and since when a
         # message's revisions are held.
-        self._edits: TTLCache[tuple[str, str, str], deque[datetime]] = TTLCache(MAX_TRACKED_AUTHORS, 60, timer=timer)
+        # A plain dict: looked up for every message, it holds only authors who edited lately.
+        self._edits: dict[tuple[str, str, str], deque[datetime]] = {}
         self._held_since: TTLCache[tuple[str, str, str], datetime] = TTLCache(
             MAX_TRACKED_AUTHORS, edit_limits.max_hold_seconds, timer=timer
         )
@@ -284,7 +293,7 @@ class ModerationPipeline:
         effect that may or may not have happened.
         """
         self._stopping = True
-        self.wake()
+        self._signal(everyone=True)
         acting = [task for task, phase in self._workers.items() if phase is _Phase.ACTING]
         for task, phase in self._workers.items():
             if phase is not _Phase.ACTING:
@@ -307,15 +316,20 @@ class ModerationPipeline:
         await self.judge.aclose()
 
     def wake(self) -> None:
-        """Work was queued in this process (an appeal, a preview): idle workers look at the store again."""
+        """Work was queued in this process (an appeal, a preview): an idle worker looks at the store again."""
         self._more_messages = self._more_work = True
         self._signal()
 
-    def _signal(self) -> None:
-        # Only workers looking for work need waking: under load none is, and nothing is signalled.
-        if self._looking:
-            self._wake.set()
-            self._wake = asyncio.Event()
+    def _signal(self, everyone: bool = False) -> None:
+        """Wake one idle worker (or all); under load none is idle, and nothing is signalled."""
+        while self._idle_workers:
+            waiter = self._idle_workers.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                if not everyone:
+                    return
+        if self._looking and not everyone:
+            self._signals = min(self._signals + 1, self._looking)
 
     def register_work(self, kind: WorkKind, handler: WorkHandler) -> None:
         self._handlers[kind] = handler
@@ -355,9 +369,8 @@ class ModerationPipeline:
         taken = await self.store.intake(message, hold_until=hold_until, flag_update=EDITED_FLAG)
         if taken.revision is not None and taken.revision > 1 and taken.outcome is not IntakeOutcome.STALE:
             self._count_edit(message, now, hold_until if taken.outcome is IntakeOutcome.HELD else None)
-        if taken.outcome in (IntakeOutcome.QUEUED, IntakeOutcome.HELD):
-            self._more_messages = True
-            self._signal()
+        if taken.outcome is IntakeOutcome.QUEUED and taken.queue_id is not None and taken.revision is not None:
+            self._hand_over(QueueItem(taken.queue_id, message, "pending", None, taken.revision, now))
         if taken.noted_cases:
             self._in_background(self._update_flags(taken.noted_cases))
         return taken.accepted
@@ -404,11 +417,15 @@ class ModerationPipeline:
     def _hold_until(self, message: Message, now: datetime) -> datetime | None:
         """When a new revision of this message may be judged, if its author edits faster than the limit."""
         limits = self.edit_limits
-        recent = self._edits.get((message.platform, message.server_id, message.author.id))
+        author = (message.platform, message.server_id, message.author.id)
+        recent = self._edits.get(author) if self._edits else None
         if recent is None:
             return None
         while recent and now - recent[0] > timedelta(minutes=1):
             recent.popleft()
+        if not recent:
+            del self._edits[author]
+            return None
         if len(recent) < limits.per_author_per_minute:
             return None
         first = self._held_since.get(message.key, now)
@@ -418,9 +435,10 @@ class ModerationPipeline:
         author = (message.platform, message.server_id, message.author.id)
         recent = self._edits.get(author)
         if recent is None:
-            recent = deque(maxlen=self.edit_limits.per_author_per_minute + 1)
+            if len(self._edits) >= MAX_TRACKED_AUTHORS:  # bounded: the longest-known editor goes first
+                del self._edits[next(iter(self._edits))]
+            recent = self._edits[author] = deque(maxlen=self.edit_limits.per_author_per_minute + 1)
         recent.append(now)
-        self._edits[author] = recent  # set again: a busy editor's count does not expire under them
         if held_until is None:
             self._held_since.pop(message.key, None)
         elif held_until <= now:
@@ -435,7 +453,11 @@ class ModerationPipeline:
         recent = self._recent.get(key)
         if recent is None:
             recent = deque(maxlen=MAX_RECENT_PER_CHANNEL)
-        kept = message.model_copy(update={"text": truncate(message.text, CONTEXT_TEXT_CHARS)})
+        kept = (
+            message
+            if len(message.text) <= CONTEXT_TEXT_CHARS
+            else message.model_copy(update={"text": truncate(message.text, CONTEXT_TEXT_CHARS)})
+        )
         earlier = next((i for i, m in enumerate(recent) if m.message_id == message.message_id), None)
         if earlier is None:
             recent.append(kept)
@@ -478,7 +500,6 @@ class ModerationPipeline:
         self._looking += 1
         try:
             while not self._stopping:
-                woken = self._wake  # captured first: a wake during the look below is never lost
                 job = self._take()
                 if job is None:
                     async with self._refill_lock:
@@ -488,8 +509,18 @@ class ModerationPipeline:
                             job = self._take()
                 if job is not None:
                     return job
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), IDLE_POLL_SECONDS)
+                if self._signals:  # signalled while looking: look again rather than sleep
+                    self._signals -= 1
+                    continue
+                waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._idle_workers.append(waiter)
+                try:
+                    await asyncio.wait_for(waiter, IDLE_POLL_SECONDS)
+                except TimeoutError:
+                    pass
+                finally:
+                    if waiter in self._idle_workers:
+                        self._idle_workers.remove(waiter)
             return None
         finally:
             self._looking -= 1
@@ -529,13 +560,43 @@ class ModerationPipeline:
                 self._interactive.append(work)
         if self._more_messages and len(self._bulk) < PAGE_SIZE // 2:
             wanted = PAGE_SIZE - len(self._bulk)
-            page = await self.store.waiting_page(self.now(), self._held_messages, wanted)
-            self._more_messages = len(page) == wanted
+            queued_before = self._queued_since
+            self._taken_while_reading = set()
+            try:
+                page = await self.store.waiting_page(self.now(), set(self._held_messages), wanted)
+                taken = self._taken_while_reading
+            finally:
+                self._taken_while_reading = None
+            # Caught up only if the page was short and nothing was queued to the store meanwhile
+            # (its commit may have missed the page's read).
+            self._more_messages = len(page) == wanted or self._queued_since != queued_before
             for item in page:
+                # Handed over while the page was read, or even decided already (the read's
+                # snapshot may predate the decision): never taken twice.
+                if item.id in self._held_messages or item.id in taken:
+                    continue
                 self._held_messages.add(item.id)
                 self._remember(item.message)
                 self._bulk.append(item)
             await self._refresh_stats()
+
+    def _hand_over(self, item: QueueItem) -> None:
+        """A message just queued goes straight to memory when memory has every older one and room.
+
+        Otherwise it waits in the store for a page: memory stays bounded, and the oldest is
+        still taken first. Either way one idle worker is woken.
+        """
+        caught_up = self.running and not self._stopping and not self._more_messages
+        if caught_up and len(self._bulk) < PAGE_SIZE:
+            if self._taken_while_reading is not None:
+                self._taken_while_reading.add(item.id)
+            self._held_messages.add(item.id)
+            self._remember(item.message)
+            self._bulk.append(item)
+        else:
+            self._more_messages = True
+            self._queued_since += 1
+        self._signal()
 
     def _forget_buffered(self, matches: Callable[[QueueItem], bool]) -> None:
         dropped = [item for item in self._bulk if matches(item)]
@@ -545,6 +606,8 @@ class ModerationPipeline:
 
     def _finished(self, job: Job) -> None:
         if isinstance(job, QueueItem):
+            if self._taken_while_reading is not None:
+                self._taken_while_reading.add(job.id)
             self._held_messages.discard(job.id)
             self._bulk_running -= 1
         else:

@@ -842,14 +842,12 @@ async def _insert_verdicts(
         rows,
     )
     if aside:
-        # In one transaction the new rows take the ids after the old maximum, in order.
-        async with conn.execute("SELECT id, case_id FROM verdicts WHERE id > ? ORDER BY id", (before,)) as cur:
-            ids = [(int(r[0]), str(r[1])) for r in await cur.fetchall()]
+        # Inside one write transaction the new rows take the ids after the old maximum, in order.
         await conn.executemany(
             "INSERT INTO clean_reasoning (verdict_id, reasoning, raw_output, created_at) VALUES (?, ?, ?, ?)",
             [
                 (verdict_id, v.reasoning, v.raw_output, ts)
-                for (verdict_id, case_id), (_, v) in zip(ids, verdicts, strict=True)
+                for verdict_id, (case_id, v) in enumerate(verdicts, start=before + 1)
                 if case_id in reasoning_aside and (v.reasoning or v.raw_output is not None)
             ],
         )
