@@ -13,7 +13,7 @@ from bot import pipeline as pipeline_module
 from bot.classifier import ClassificationRequest, ModelUnavailable
 from bot.domain import CaseNoteKind, CaseStatus, EffectKind, EffectOutcome, Verdict
 from bot.pipeline import ModerationPipeline
-from bot.store.ports import WorkItem, WorkKind
+from bot.store.ports import QueueItem, WorkItem, WorkKind
 from bot.store.sqlite import SqliteStore
 from tests.helpers import ScriptedClassifier, add_policy
 from tests.queue.conftest import T0
@@ -334,3 +334,46 @@ async def test_the_running_bot_forgets_the_reasoning_of_clean_verdicts_after_a_d
     finally:
         await pipeline.stop()
     assert kept == {"clean": "", "flagged": "the model thought about it"}
+
+
+async def test_a_burst_while_running_judges_each_message_once(store: SqliteStore, clock: MutableClock) -> None:
+    # Messages go straight to memory while it is caught up, to pages when it is not; a page read
+    # while others are handed over or decided must never bring one back to be judged again.
+    model = ScriptedClassifier()
+    pipeline = ModerationPipeline(store, model, {"console": PostingSink()}, workers=8, now=clock)
+    await pipeline.start()
+    try:
+        for wave in range(4):
+            await asyncio.gather(
+                *(pipeline.submit(chat(f"m{wave}-{i}", f"text {word(wave * 1000 + i)}")) for i in range(300))
+            )
+            await asyncio.sleep(0.01 * wave)
+        await pipeline.drain()
+    finally:
+        await pipeline.stop()
+    judged = [r.message.message_id for r in model.calls]
+    assert len(judged) == len(set(judged)) == 1200
+    assert await store.queue_counts() == {"done": 1200}
+
+
+async def test_a_page_read_while_its_item_is_decided_never_brings_it_back(
+    store: SqliteStore, clock: MutableClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race, made deterministic: a page's read sees a message still waiting, and before the
+    # read returns a worker (handed the message directly) decides it. Taken again, it would be
+    # judged twice (the second decision is refused, but the model call is wasted).
+    pipeline = ModerationPipeline(store, ScriptedClassifier(), {}, workers=2, now=clock)
+    await pipeline.submit(chat("m1", "hello"))
+    [waiting] = await store.waiting_page(T0, (), 10)
+    read = store.waiting_page
+
+    async def read_while_decided(*args: object) -> list[QueueItem]:
+        page = await read(*args)  # type: ignore[arg-type]
+        pipeline._held_messages.add(waiting.id)  # a worker was handed it and decided it meanwhile
+        pipeline._bulk_running += 1
+        pipeline._finished(waiting)
+        return page
+
+    monkeypatch.setattr(store, "waiting_page", read_while_decided)
+    await pipeline._refill()
+    assert list(pipeline._bulk) == [] and pipeline.held_in_memory == 0
