@@ -20,7 +20,7 @@ from tests.queue.conftest import T0
 from tests.queue.helpers import GatedModel, MutableClock, PostingSink, chat, word
 
 
-@pytest_asyncio.fixture
+@pytest.fixture
 def clock() -> MutableClock:
     return MutableClock(T0)
 

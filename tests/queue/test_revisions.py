@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 
 from bot.domain import Case, CaseNoteKind, CaseStatus, EffectKind, EffectOutcome
@@ -24,7 +25,7 @@ async def store(tmp_path: Path, clock: MutableClock) -> AsyncIterator[SqliteStor
     await s.close()
 
 
-@pytest_asyncio.fixture
+@pytest.fixture
 def clock() -> MutableClock:
     return MutableClock(T0)
 

@@ -10,6 +10,7 @@ import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 import pytest_asyncio
@@ -51,7 +52,7 @@ def env_for(model_host: str, db: Path, **more: str) -> dict[str, str]:
     }
 
 
-async def modbot(*args: str, env: dict[str, str], stdin: object = None) -> asyncio.subprocess.Process:
+async def modbot(*args: str, env: dict[str, str], stdin: int | IO[Any] | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
