@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.classifier import OllamaClassifier, RetryPolicy
+from bot.classifier import ModelClassifier, RetryPolicy
+from bot.classifier.factory import build_classifier as build_model_classifier
 from bot.pipeline import ModerationPipeline
 from bot.ports import Classifier, EffectSink
 from bot.settings import ModbotSettings
@@ -41,16 +42,9 @@ class ModbotApp:
         await self.store.close()
 
 
-def build_classifier(settings: ModbotSettings, retry: RetryPolicy | None = None) -> OllamaClassifier:
-    return OllamaClassifier(
-        settings.ollama_host,
-        settings.model,
-        concurrency=settings.model_concurrency,
-        timeout=settings.model_timeout,
-        keep_alive=settings.keep_alive,
-        num_ctx=settings.num_ctx,
-        retry=retry,
-    )
+def build_classifier(settings: ModbotSettings, retry: RetryPolicy | None = None) -> ModelClassifier:
+    # The backend, endpoints, deadlines and retries are the classifier package's business.
+    return build_model_classifier(settings, retry)
 
 
 async def bootstrap(

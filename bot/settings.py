@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain import Effort
@@ -37,6 +38,27 @@ class ModbotSettings(BaseSettings):
     policy_dir: Path = Field(default_factory=_default_policy_dir)
     workers: int | None = Field(default=None, ge=1, le=256)
     log_level: str = "INFO"
+
+    # The model backends (bot/classifier). `ollama` speaks Ollama's /api/chat at OLLAMA_HOST;
+    # `openai` speaks /v1/chat/completions to any OpenAI-compatible server at OPENAI_BASE_URL
+    # (vLLM, SGLang, llama.cpp's server, Ollama's /v1), with OPENAI_API_KEY where it needs one:
+    # the openai package's own variables.
+    backend: Literal["ollama", "openai"] = "ollama"
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "MODBOT_OPENAI_BASE_URL")
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "MODBOT_OPENAI_API_KEY")
+    )
+    # How the OpenAI-compatible server takes the verdict schema: json_schema (vLLM, SGLang,
+    # Ollama's /v1) or json_object (llama-cpp-python's server).
+    openai_schema: Literal["json_schema", "json_object"] = "json_schema"
+    # Several endpoints, one a line or separated by ";" (format: bot/classifier/endpoints.py).
+    # When set it replaces MODBOT_BACKEND, OLLAMA_HOST, OPENAI_BASE_URL and MODBOT_MODEL.
+    model_endpoints: str | None = None
+    # A call with no answer after MODBOT_MODEL_TIMEOUT is asked again this many times (on
+    # another endpoint when there is one); then its verdict needs human review.
+    model_timeout_retries: int = Field(default=1, ge=0, le=5)
 
     @property
     def worker_count(self) -> int:

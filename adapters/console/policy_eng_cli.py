@@ -16,7 +16,7 @@ from tqdm import tqdm
 from adapters.console._groups import policy_app
 from adapters.console.cli import app, fail, load_settings
 from bot.bootstrap import build_classifier
-from bot.classifier import ModelRequestRejected, ModelUnavailable, OllamaClassifier, RetryPolicy
+from bot.classifier import ModelClassifier, ModelRequestRejected, ModelUnavailable, RetryPolicy
 from bot.domain import Effort
 from bot.evaluation import (
     DatasetError,
@@ -78,7 +78,7 @@ class _Bar:
             self._bar.close()
 
 
-def _classifier(settings: ModbotSettings, model: str | None, concurrency: int | None) -> OllamaClassifier:
+def _classifier(settings: ModbotSettings, model: str | None, concurrency: int | None) -> ModelClassifier:
     update: dict[str, object] = {}
     if model:
         update["model"] = model

@@ -10,20 +10,6 @@ from typing import Any
 from bot.domain import Effort, Message, Policy
 from bot.sanitise import neutralise_control_tokens
 
-# The answer's shape, sent as Ollama's `format` so the server constrains the final answer.
-VERDICT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "violation": {"type": "integer", "enum": [0, 1]},
-        "policy_category": {"type": ["string", "null"]},
-        "rule_ids": {"type": "array", "items": {"type": "string"}},
-        "confidence": {"type": "string", "enum": ["low", "medium", "high"]},
-        "rationale": {"type": "string"},
-    },
-    "required": ["violation", "policy_category", "rule_ids", "confidence", "rationale"],
-    "additionalProperties": False,
-}
-
 # Per message, kept well under any context window; the model needs no more to judge it.
 MAX_CONTENT_CHARS = 4000
 MAX_CONTEXT_CHARS = 500
