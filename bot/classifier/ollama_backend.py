@@ -8,7 +8,7 @@ import ollama
 from bot.classifier.backend import RawAnswer, endpoint_name
 from bot.classifier.classifier import ModelClassifier, RetryPolicy
 from bot.classifier.errors import EndpointFailure, ModelRequestRejected
-from bot.classifier.pool import Endpoint, EndpointPool
+from bot.classifier.pool import EndpointPool
 from bot.classifier.prompt import ClassificationRequest, build_messages
 from bot.classifier.verdict import VERDICT_SCHEMA
 
@@ -126,10 +126,7 @@ class OllamaClassifier(ModelClassifier):
         timeout_retries: int = 1,
     ) -> None:
         backend = OllamaBackend(host, model, timeout=timeout, keep_alive=keep_alive, num_ctx=num_ctx)
-        super().__init__(
-            EndpointPool([Endpoint(backend, bound=concurrency, timeout=timeout)]),
-            retry=retry,
-            timeout_retries=timeout_retries,
-        )
+        pool = EndpointPool.of_one(backend, bound=concurrency, timeout=timeout)
+        super().__init__(pool, retry=retry, timeout_retries=timeout_retries)
         self.host = host
         self.model = model

@@ -24,7 +24,7 @@ from openai.types.chat.completion_create_params import ResponseFormat
 from bot.classifier.backend import SCHEMA_DIALECTS, RawAnswer, SchemaDialect, endpoint_name
 from bot.classifier.classifier import ModelClassifier, RetryPolicy
 from bot.classifier.errors import EndpointFailure, ModelRequestRejected
-from bot.classifier.pool import Endpoint, EndpointPool
+from bot.classifier.pool import EndpointPool
 from bot.classifier.prompt import ClassificationRequest, build_messages
 from bot.classifier.verdict import VERDICT_SCHEMA
 
@@ -122,6 +122,17 @@ class OpenAIBackend:
     def _explain(self, exc: openai.APIStatusError) -> Exception:
         status = exc.status_code
         detail = _detail(exc)
+        if status in (400, 422, 500) and "response_format" in detail:
+            # The server does not take this schema dialect: a setting to fix, not a message
+            # to give up on (llama-cpp-python says so with a 500, vLLM with a 400).
+            other = "json_object" if self.schema == "json_schema" else "json_schema"
+            return EndpointFailure(
+                self.name,
+                f"model server at {self.base_url} does not take the verdict schema as {self.schema} "
+                f"({status}: {detail[:160]}): set schema={other} for this endpoint (MODBOT_OPENAI_SCHEMA={other} "
+                f"for a single server)",
+                transient=False,
+            )
         if status == 404:
             return EndpointFailure(
                 self.name,
@@ -177,10 +188,7 @@ class OpenAIClassifier(ModelClassifier):
         timeout_retries: int = 1,
     ) -> None:
         backend = OpenAIBackend(base_url, model, api_key=api_key, schema=schema, timeout=timeout)
-        super().__init__(
-            EndpointPool([Endpoint(backend, bound=concurrency, timeout=timeout)]),
-            retry=retry,
-            timeout_retries=timeout_retries,
-        )
+        pool = EndpointPool.of_one(backend, bound=concurrency, timeout=timeout)
+        super().__init__(pool, retry=retry, timeout_retries=timeout_retries)
         self.base_url = backend.base_url
         self.model = model

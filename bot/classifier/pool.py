@@ -130,6 +130,11 @@ class EndpointPool:
         self._probes: dict[str, asyncio.Task[None]] = {}
         self.peak_in_flight = 0
 
+    @classmethod
+    def of_one(cls, backend: ModelBackend, *, bound: int, timeout: float) -> EndpointPool:
+        """The usual deployment: one server."""
+        return cls([Endpoint(backend, bound=bound, timeout=timeout)])
+
     @property
     def in_flight(self) -> int:
         return sum(e.in_flight for e in self.endpoints)

@@ -5,7 +5,8 @@ It answers as the engines the bot meets do, over the shared fake model server
 
 - `schema_dialects`: the `response_format` types it takes. vLLM, SGLang and Ollama's /v1
   take "json_schema"; llama-cpp-python's server takes "json_object" (with a "schema") and
-  refuses "json_schema" with a 422. Anything else is refused with `dialect_status`.
+  refuses "json_schema" with a 500 whose message is pydantic's validation error. Another
+  type is refused with `dialect_status` (vLLM: 400), the message naming `response_format`.
 - `reasoning_field`: where the reasoning comes back: "reasoning_content" (vLLM, SGLang,
   llama.cpp), "reasoning" (newer vLLM, Ollama's /v1), or None (no reasoning channel).
 - `api_key`: when set, a request without `Authorization: Bearer <api_key>` gets 401.
@@ -79,7 +80,8 @@ class FakeOpenAI(FakeModelServer):
             return _error("this fake answers stream=false only", "BadRequestError", 400)
         kind = (body.get("response_format") or {}).get("type")
         if kind not in self.schema_dialects:
-            return _error(f"response_format type {kind!r} is not supported", "BadRequestError", self.dialect_status)
+            problem = f"1 validation error: ('body', 'response_format', 'type'): {kind!r} is not supported"
+            return _error(problem, "BadRequestError", self.dialect_status)
         reply = await self.generate(body)
         if reply is None:
             return _error("The server is busy", "ServiceUnavailableError", 503)
