@@ -98,6 +98,7 @@ class FakeModelServer:
         self.peak_in_flight = 0
         self.busy_seconds = 0.0  # summed over slots: the slot-busy fraction's numerator
         self._waiting = 0
+        self._serving: dict[int, float] = {}  # started at, for each call holding a slot
         self._slot_sem: asyncio.Semaphore | None = None
         self._stopping = False
         self._transports: set[asyncio.Transport] = set()
@@ -142,6 +143,11 @@ class FakeModelServer:
             self._transports.add(transport)
         return await handler(request)  # type: ignore[no-any-return]
 
+    def busy_seconds_now(self) -> float:
+        """Slot-seconds spent so far, the calls still being served included: for busy fractions over a window."""
+        now = time.perf_counter()
+        return self.busy_seconds + sum(now - started for started in self._serving.values())
+
     def default_reply(self, request: dict[str, Any]) -> Reply:
         text = str(content_of(request)["content"]["text"]).casefold()
         system = system_of(request)
@@ -166,6 +172,8 @@ class FakeModelServer:
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         started = time.perf_counter()
+        ticket = id(asyncio.current_task())
+        self._serving[ticket] = started
         try:
             if self.latency:
                 await asyncio.sleep(self.latency)
@@ -182,6 +190,7 @@ class FakeModelServer:
             raise
         finally:
             self.in_flight -= 1
+            del self._serving[ticket]
             self.busy_seconds += time.perf_counter() - started
             self.calls += 1
             if self._slot_sem is not None:
