@@ -16,7 +16,10 @@ see tests/realmodel/llama_server.py) serving the real GGUF of gemma3-270m-q4-k-m
   time so the server always has the next one waiting, and nothing done with the answers.
 
 Each message sits in its own channel, so the bot sends no context and both sides send
-byte-identical prompts. The server samples (temperature 0.8 unless told otherwise, and
+byte-identical prompts. Both cap an answer at 384 tokens (MODBOT_MODEL_MAX_TOKENS; the
+verdict is ~60): the tiny model sometimes loops, and llama-cpp-python's server keeps
+generating a non-streamed answer after its client gave up, so one runaway would stall the
+server for minutes and measure nothing but itself. The server samples (temperature 0.8 unless told otherwise, and
 the bot does not tell it), so answers differ in length from call to call: bot and direct
 runs alternate, and the figure is the ratio of each bot run to the direct run beside it,
 as min, median and max. The bot, the server and this script share the machine's 2 cores.
@@ -43,7 +46,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import httpx  # noqa: E402
 
 from bench.pipeline import PLATFORM, SERVER, MemorySink, machine  # noqa: E402
-from bot.classifier import VERDICT_SCHEMA, ClassificationRequest, build_messages, parse_answer  # noqa: E402
+from bot.classifier import (  # noqa: E402
+    VERDICT_SCHEMA,
+    ClassificationRequest,
+    MalformedAnswer,
+    build_messages,
+    parse_answer,
+)
 from bot.classifier.factory import build_classifier  # noqa: E402
 from bot.domain import Author, CaseStatus, Effort, Message, Policy  # noqa: E402
 from bot.pipeline import ModerationPipeline  # noqa: E402
@@ -55,6 +64,7 @@ from tests.realmodel.llama_server import llama_server  # noqa: E402
 
 POLICY_FILE = REPO / "policies" / "harassment.md"
 BOUND = 2
+MAX_TOKENS = 384
 TEXTS = [
     "gg everyone, that last round was close",
     "@Mia nobody wants you here, just leave",
@@ -90,6 +100,7 @@ def settings_for(base_url: str) -> ModbotSettings:
             "MODBOT_MODEL": DEFAULT_MODEL_NAME,
             "MODBOT_MODEL_CONCURRENCY": str(BOUND),
             "MODBOT_MODEL_TIMEOUT": "300",
+            "MODBOT_MODEL_MAX_TOKENS": str(MAX_TOKENS),
         }
     )
     os.environ.pop("MODBOT_MODEL_ENDPOINTS", None)
@@ -115,11 +126,18 @@ async def bot_run(base_url: str, run: str, count: int) -> dict[str, Any]:
         await classifier.aclose()
         cases = [case async for case in store.iter_cases()]
         await store.close()
-    assert len(cases) == count and all(c.status in (CaseStatus.CLEAN, CaseStatus.OPEN) for c in cases), [
-        (c.status, c.skipped_reason) for c in cases
-    ]
+    assert len(cases) == count, len(cases)
     tokens = sum(v.completion_tokens for c in cases for v in c.verdicts)
-    return {"messages": count, "wall_s": round(wall, 3), "msg_per_s": count / wall, "completion_tokens": tokens}
+    # A case needing review here means the model's answer was unusable twice (the bot asked
+    # again, and that time counts): reported, not hidden.
+    reviews = sum(c.status is CaseStatus.NEEDS_REVIEW for c in cases)
+    return {
+        "messages": count,
+        "wall_s": round(wall, 3),
+        "msg_per_s": count / wall,
+        "completion_tokens": tokens,
+        "needs_review": reviews,
+    }
 
 
 async def direct_run(base_url: str, policy: Policy, run: str, count: int) -> dict[str, Any]:
@@ -129,26 +147,37 @@ async def direct_run(base_url: str, policy: Policy, run: str, count: int) -> dic
             "messages": build_messages(ClassificationRequest(policy, m, Effort.LOW)),
             "reasoning_effort": Effort.LOW.value,
             "response_format": {"type": "json_object", "schema": VERDICT_SCHEMA},
+            "max_tokens": MAX_TOKENS,
         }
         for m in messages(run, count)
     ]
     slots = asyncio.Semaphore(BOUND)
     tokens = 0
+    malformed = 0
 
     async def call(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
-        nonlocal tokens
+        nonlocal tokens, malformed
         async with slots:
             answer = await client.post(f"{base_url}/chat/completions", json=body)
         answer.raise_for_status()
         data = answer.json()
-        parse_answer(data["choices"][0]["message"]["content"])  # the same answers: valid verdicts
         tokens += data["usage"]["completion_tokens"]
+        try:
+            parse_answer(data["choices"][0]["message"]["content"])
+        except MalformedAnswer:
+            malformed += 1  # the bot would ask again; the direct side does not
 
     async with httpx.AsyncClient(timeout=300) as client:
         started = time.perf_counter()
         await asyncio.gather(*(call(client, body) for body in bodies))
         wall = time.perf_counter() - started
-    return {"messages": count, "wall_s": round(wall, 3), "msg_per_s": count / wall, "completion_tokens": tokens}
+    return {
+        "messages": count,
+        "wall_s": round(wall, 3),
+        "msg_per_s": count / wall,
+        "completion_tokens": tokens,
+        "malformed": malformed,
+    }
 
 
 async def main(args: argparse.Namespace, base_url: str) -> dict[str, Any]:
@@ -174,8 +203,9 @@ async def main(args: argparse.Namespace, base_url: str) -> dict[str, Any]:
         pair["token_ratio"] = bot_tok / direct_tok
         pairs.append(pair)
         print(
-            f"  run {n}: bot {pair['bot']['msg_per_s']:.3f} msg/s ({pair['bot']['completion_tokens']} tokens),"
-            f" direct {pair['direct']['msg_per_s']:.3f} msg/s ({pair['direct']['completion_tokens']} tokens):"
+            f"  run {n}: bot {pair['bot']['msg_per_s']:.3f} msg/s ({pair['bot']['completion_tokens']} tokens,"
+            f" {pair['bot']['needs_review']} reviews), direct {pair['direct']['msg_per_s']:.3f} msg/s"
+            f" ({pair['direct']['completion_tokens']} tokens, {pair['direct']['malformed']} malformed):"
             f" ratio {pair['ratio']:.3f}, per token {pair['token_ratio']:.3f}",
             flush=True,
         )

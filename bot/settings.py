@@ -59,6 +59,11 @@ class ModbotSettings(BaseSettings):
     # A call with no answer after MODBOT_MODEL_TIMEOUT is asked again this many times (on
     # another endpoint when there is one); then its verdict needs human review.
     model_timeout_retries: int = Field(default=1, ge=0, le=5)
+    # A ceiling on the tokens one answer may generate (reasoning included). Unset: none, as
+    # gpt-oss wants (a small cap lets the reasoning eat the answer). Set it high (thousands)
+    # against runaway generation on a server that keeps generating after the bot gives up
+    # (llama-cpp-python's does), or for a small stand-in model.
+    model_max_tokens: int | None = Field(default=None, ge=16, le=131072)
 
     @property
     def worker_count(self) -> int:

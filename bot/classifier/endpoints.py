@@ -20,6 +20,8 @@ Endpoints are separated by ";" or by newlines; the fields of one endpoint by spa
   share a host and port.
 - api_key_env=VAR (`openai` only; default OPENAI_API_KEY): the environment variable that
   holds this server's key. The key itself never goes in the list.
+- max_tokens=N: a ceiling on the tokens one answer may generate, reasoning included
+  (default MODBOT_MODEL_MAX_TOKENS, unset: none).
 
 When MODBOT_MODEL_ENDPOINTS is set it replaces MODBOT_BACKEND, OLLAMA_HOST, OPENAI_BASE_URL
 and MODBOT_MODEL.
@@ -39,6 +41,7 @@ _KEYS = {
     "timeout": "timeout",
     "name": "name",
     "api_key_env": "api_key_env",
+    "max_tokens": "max_tokens",
 }
 _SEPARATOR = re.compile(r"[;\n]")
 
@@ -60,6 +63,7 @@ class EndpointSpec(BaseModel):
     timeout: float | None = Field(default=None, gt=0, le=3600)
     name: str | None = Field(default=None, min_length=1, max_length=100)
     api_key_env: str = Field(default="OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    max_tokens: int | None = Field(default=None, ge=16, le=131072)
 
     @field_validator("url")
     @classmethod

@@ -58,6 +58,7 @@ def build_backend(spec: EndpointSpec, settings: ModbotSettings) -> ModelBackend:
     # The backends import their client libraries (the openai package alone takes most of a
     # second): only the ones configured are loaded.
     timeout = spec.timeout or settings.model_timeout
+    max_tokens = spec.max_tokens or settings.model_max_tokens
     if spec.backend == "openai":
         from bot.classifier.openai_backend import OpenAIBackend
 
@@ -66,12 +67,24 @@ def build_backend(spec: EndpointSpec, settings: ModbotSettings) -> ModelBackend:
         else:
             api_key = os.environ.get(spec.api_key_env)
         return OpenAIBackend(
-            spec.url, spec.model, api_key=api_key, schema=spec.schema_dialect, timeout=timeout, name=spec.name
+            spec.url,
+            spec.model,
+            api_key=api_key,
+            schema=spec.schema_dialect,
+            timeout=timeout,
+            name=spec.name,
+            max_tokens=max_tokens,
         )
     from bot.classifier.ollama_backend import OllamaBackend
 
     return OllamaBackend(
-        spec.url, spec.model, timeout=timeout, keep_alive=settings.keep_alive, num_ctx=settings.num_ctx, name=spec.name
+        spec.url,
+        spec.model,
+        timeout=timeout,
+        keep_alive=settings.keep_alive,
+        num_ctx=settings.num_ctx,
+        name=spec.name,
+        max_tokens=max_tokens,
     )
 
 

@@ -39,6 +39,7 @@ class OllamaBackend:
         keep_alive: str | float = "30m",
         num_ctx: int = 8192,
         name: str | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         self.host = host
         self.model = model
@@ -46,6 +47,8 @@ class OllamaBackend:
         self._client = ollama.AsyncClient(host=host, timeout=client_timeout(timeout))
         self._keep_alive = keep_alive
         self._options = {"num_ctx": num_ctx}
+        if max_tokens is not None:  # see ModbotSettings.model_max_tokens: a ceiling, not a budget
+            self._options["num_predict"] = max_tokens
 
     async def aclose(self) -> None:
         await self._client.close()  # type: ignore[no-untyped-call]  # untyped in ollama 0.6
@@ -58,8 +61,8 @@ class OllamaBackend:
                 think=request.effort.value,
                 format=VERDICT_SCHEMA,
                 # Never streamed: with gpt-oss thinking, Ollama does not enforce the schema on
-                # a stream (ollama#14440). Never capped (no num_predict): the reasoning would
-                # eat the budget and leave an empty answer.
+                # a stream (ollama#14440). Not capped unless the operator set a ceiling: a
+                # small num_predict lets the reasoning eat the budget and leave no answer.
                 stream=False,
                 options=self._options,
                 keep_alive=self._keep_alive,
@@ -124,8 +127,11 @@ class OllamaClassifier(ModelClassifier):
         num_ctx: int = 8192,
         retry: RetryPolicy | None = None,
         timeout_retries: int = 1,
+        max_tokens: int | None = None,
     ) -> None:
-        backend = OllamaBackend(host, model, timeout=timeout, keep_alive=keep_alive, num_ctx=num_ctx)
+        backend = OllamaBackend(
+            host, model, timeout=timeout, keep_alive=keep_alive, num_ctx=num_ctx, max_tokens=max_tokens
+        )
         pool = EndpointPool.of_one(backend, bound=concurrency, timeout=timeout)
         super().__init__(pool, retry=retry, timeout_retries=timeout_retries)
         self.host = host

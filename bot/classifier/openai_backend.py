@@ -55,6 +55,7 @@ class OpenAIBackend:
         schema: SchemaDialect = "json_schema",
         timeout: float = 300.0,
         name: str | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         if schema not in SCHEMA_DIALECTS:
             raise ValueError(f"schema dialect must be one of {', '.join(SCHEMA_DIALECTS)}, not {schema!r}")
@@ -63,6 +64,8 @@ class OpenAIBackend:
         self.schema: SchemaDialect = schema
         self.name = name or endpoint_name(self.base_url)
         self._response_format = response_format(schema)
+        # max_tokens rather than max_completion_tokens: every compatible server takes it.
+        self._max_tokens: int | openai.Omit = openai.omit if max_tokens is None else max_tokens
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url,
             api_key=api_key or NO_KEY,
@@ -81,8 +84,9 @@ class OpenAIBackend:
                 messages=cast(list[ChatCompletionMessageParam], build_messages(request)),
                 reasoning_effort=request.effort.value,
                 response_format=self._response_format,
-                # Not streamed and not capped, as with Ollama: the answer comes after the
-                # reasoning, and a token cap would let the reasoning eat it.
+                # Not streamed and, unless the operator set a ceiling, not capped, as with
+                # Ollama: the answer comes after the reasoning, which a small cap would eat.
+                max_tokens=self._max_tokens,
                 stream=False,
             )
         except openai.APIConnectionError as exc:  # APITimeoutError included: a connect timeout, see above
@@ -186,8 +190,9 @@ class OpenAIClassifier(ModelClassifier):
         timeout: float = 300.0,
         retry: RetryPolicy | None = None,
         timeout_retries: int = 1,
+        max_tokens: int | None = None,
     ) -> None:
-        backend = OpenAIBackend(base_url, model, api_key=api_key, schema=schema, timeout=timeout)
+        backend = OpenAIBackend(base_url, model, api_key=api_key, schema=schema, timeout=timeout, max_tokens=max_tokens)
         pool = EndpointPool.of_one(backend, bound=concurrency, timeout=timeout)
         super().__init__(pool, retry=retry, timeout_retries=timeout_retries)
         self.base_url = backend.base_url

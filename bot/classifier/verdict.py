@@ -62,7 +62,10 @@ def parse_answer(content: str | None) -> ModelAnswer:
     if fenced:
         text = fenced.group(1)
     try:
-        data = json.loads(text)
+        # strict=False: a raw newline or tab inside the rationale is still an unambiguous
+        # answer (llama.cpp's JSON grammar lets the model write one); asking again for it
+        # would cost a whole model call.
+        data = json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
         raise MalformedAnswer(f"not JSON: {exc.msg} at character {exc.pos}") from exc
     except RecursionError as exc:  # JSON nested thousands deep: no verdict is shaped like that

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from tests.helpers import make_message
 EXAMPLE = (
     "ollama http://gpu1:11434 gpt-oss-safeguard:20b bound=3; "
     "openai http://gpu2:8000/v1/ openai/gpt-oss-safeguard-20b bound=32 timeout=120 name=vllm-a\n"
-    "openai http://cpu1:8080/v1 gpt-oss-safeguard:20b schema=json_object api_key_env=CPU1_KEY"
+    "openai http://cpu1:8080/v1 gpt-oss-safeguard:20b schema=json_object api_key_env=CPU1_KEY max_tokens=4096"
 )
 
 
@@ -37,6 +38,7 @@ def test_the_documented_example_reads_as_written() -> None:
         "json_schema",
     )
     assert (c.bound, c.schema_dialect, c.api_key_env, c.timeout) == (2, "json_object", "CPU1_KEY", None)
+    assert (a.max_tokens, c.max_tokens) == (None, 4096)
 
 
 @pytest.mark.parametrize(
@@ -56,6 +58,7 @@ def test_the_documented_example_reads_as_written() -> None:
         ("openai http://a:1/v1 m api_key_env=sk-123", "api_key_env"),
         ("ollama http://a:1 m; ollama http://a:1 m", "endpoint 2: http://a:1 is listed twice"),
         ("ollama http://a:1 m; openai http://b:1/v1 m timeout=-3", "endpoint 2 .*timeout"),
+        ("ollama http://a:1 m max_tokens=8", "max_tokens: .*greater than or equal to 16"),
     ],
 )
 def test_a_wrong_list_is_refused_naming_the_endpoint_and_the_field(text: str, says: str) -> None:
@@ -132,3 +135,36 @@ async def test_the_list_replaces_the_single_endpoint_settings(monkeypatch: pytes
     assert all(v.violation for v in verdicts)
     assert ollama.answered + vllm.answered == 9 and ollama.answered and vllm.answered
     assert {v.model for v in verdicts} == {"gpt-oss-safeguard:20b", "openai/gpt-oss-safeguard-20b"}
+
+
+async def test_a_token_ceiling_is_sent_only_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    ollama = await FakeOllama().start()
+    vllm = await FakeOpenAI().start()
+    both = f"ollama {ollama.host} gpt-oss-safeguard:20b; openai {vllm.host}/v1 openai/gpt-oss-safeguard-20b"
+    policy = Policy(server_id="s1", name="p", version=1, text="# P\n")
+
+    async def four_calls() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        # Four at once with a bound of 2 each: two at the policy's home, two spilled to the other.
+        before = len(ollama.chat_requests()), len(vllm.chat_requests())
+        c = build_classifier(ModbotSettings())
+        try:
+            request = ClassificationRequest(policy, make_message(text="hi"), Effort.LOW)
+            await asyncio.gather(*(c.classify(request) for _ in range(4)))
+        finally:
+            await c.aclose()
+        return ollama.chat_requests()[before[0] :], vllm.chat_requests()[before[1] :]
+
+    try:
+        monkeypatch.setenv("MODBOT_MODEL_ENDPOINTS", both)
+        ollama_sent, vllm_sent = await four_calls()
+        assert len(ollama_sent) == len(vllm_sent) == 2
+        assert all("num_predict" not in r["options"] for r in ollama_sent)  # no ceiling unless asked
+        assert all("max_tokens" not in r for r in vllm_sent)
+        monkeypatch.setenv("MODBOT_MODEL_MAX_TOKENS", "2048")
+        monkeypatch.setenv("MODBOT_MODEL_ENDPOINTS", both + " max_tokens=512")
+        ollama_sent, vllm_sent = await four_calls()
+        assert [r["options"]["num_predict"] for r in ollama_sent] == [2048, 2048]  # the setting
+        assert [r["max_tokens"] for r in vllm_sent] == [512, 512]  # the endpoint's own
+    finally:
+        await ollama.stop()
+        await vllm.stop()

@@ -60,3 +60,12 @@ def test_json_nested_thousands_deep_is_a_malformed_answer_not_a_crash() -> None:
         assert "not JSON" in str(exc)
     else:
         raise AssertionError("deep nesting parsed")
+
+
+def test_a_raw_newline_inside_the_rationale_is_still_an_answer() -> None:
+    # Seen from llama-cpp-python's server: its JSON grammar lets the model write one.
+    answer = parse_answer(
+        '{"violation": 0, "policy_category": null, "rule_ids": [], "confidence": "low",'
+        ' "rationale": "fine.\n\tNo rule applies."}'
+    )
+    assert answer.rationale == "fine.\n\tNo rule applies."

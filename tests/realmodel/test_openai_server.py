@@ -45,6 +45,12 @@ from tests.realmodel.test_real_model import (  # noqa: E402
 
 pytestmark = [pytest.mark.realmodel, pytest.mark.slow]
 
+# A ceiling on generated tokens, as tests/fakes/llama_ollama.py sets: the verdict is ~60
+# tokens, and the tiny model sampling at the server's default temperature can loop. The
+# ceiling matters more here than with Ollama: llama-cpp-python's server keeps generating a
+# non-streamed answer after the client has given up, so a runaway blocks it for minutes.
+MAX_TOKENS = 384
+
 
 @dataclass
 class CallRecorder:
@@ -67,6 +73,7 @@ def _classifier(base_url: str, schema: str = "json_object") -> OpenAIClassifier:
         concurrency=1,
         timeout=180.0,
         retry=RetryPolicy(max_attempts=2, initial_seconds=0.1, max_seconds=0.5),
+        max_tokens=MAX_TOKENS,
     )
 
 
@@ -99,6 +106,7 @@ async def test_the_server_enforces_the_schema_the_backend_sends(llama_server_url
                 "messages": build_messages(request),
                 "reasoning_effort": "low",
                 "response_format": {"type": "json_object", "schema": VERDICT_SCHEMA},
+                "max_tokens": MAX_TOKENS,
             },
         )
     assert answer.status_code == 200, answer.text
@@ -127,6 +135,7 @@ async def test_messages_become_cases_through_the_openai_backend(
     monkeypatch.setenv("MODBOT_MODEL", DEFAULT_MODEL_NAME)
     monkeypatch.setenv("MODBOT_MODEL_CONCURRENCY", "2")
     monkeypatch.setenv("MODBOT_MODEL_TIMEOUT", "180")
+    monkeypatch.setenv("MODBOT_MODEL_MAX_TOKENS", str(MAX_TOKENS))
     classifier = build_classifier(ModbotSettings(), RetryPolicy(max_attempts=2, initial_seconds=0.1, max_seconds=0.5))
     recorder = CallRecorder()
     classifier.pool.observer = recorder
