@@ -118,10 +118,10 @@ async def bot_run(base_url: str, run: str, count: int) -> dict[str, Any]:
         pipeline = ModerationPipeline(store, classifier, {sink.platform: sink}, workers=settings.worker_count)
         for message in messages(run, count):
             assert await store.enqueue(message) is not None
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await pipeline.start()
         await pipeline.drain()
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         await pipeline.stop()
         await classifier.aclose()
         cases = [case async for case in store.iter_cases()]
@@ -137,6 +137,8 @@ async def bot_run(base_url: str, run: str, count: int) -> dict[str, Any]:
         "msg_per_s": count / wall,
         "completion_tokens": tokens,
         "needs_review": reviews,
+        # CPU this process spent: on these 2 cores, taken from the server's two threads.
+        "client_cpu_s": round(cpu, 3),
     }
 
 
@@ -168,15 +170,16 @@ async def direct_run(base_url: str, policy: Policy, run: str, count: int) -> dic
             malformed += 1  # the bot would ask again; the direct side does not
 
     async with httpx.AsyncClient(timeout=300) as client:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(call(client, body) for body in bodies))
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {
         "messages": count,
         "wall_s": round(wall, 3),
         "msg_per_s": count / wall,
         "completion_tokens": tokens,
         "malformed": malformed,
+        "client_cpu_s": round(cpu, 3),
     }
 
 
@@ -196,6 +199,9 @@ async def main(args: argparse.Namespace, base_url: str) -> dict[str, Any]:
                 pair["bot"] = await bot_run(base_url, f"b{n}", args.messages)
             else:
                 pair["direct"] = await direct_run(base_url, policy, f"d{n}", args.messages)
+            # The cores are shared with whatever else runs on the machine: a run whose load
+            # average is well over 2 was slowed by something other than the bot.
+            pair[side]["load_1min_after"] = round(os.getloadavg()[0], 2)
         pair["ratio"] = pair["bot"]["msg_per_s"] / pair["direct"]["msg_per_s"]
         # Per completion token too: the answers' lengths differ from run to run (sampling).
         bot_tok = pair["bot"]["completion_tokens"] / pair["bot"]["wall_s"]
@@ -206,6 +212,8 @@ async def main(args: argparse.Namespace, base_url: str) -> dict[str, Any]:
             f"  run {n}: bot {pair['bot']['msg_per_s']:.3f} msg/s ({pair['bot']['completion_tokens']} tokens,"
             f" {pair['bot']['needs_review']} reviews), direct {pair['direct']['msg_per_s']:.3f} msg/s"
             f" ({pair['direct']['completion_tokens']} tokens, {pair['direct']['malformed']} malformed):"
+            f" load {pair['bot']['load_1min_after']:.1f}/{pair['direct']['load_1min_after']:.1f},"
+            f" client CPU {pair['bot']['client_cpu_s']:.2f}/{pair['direct']['client_cpu_s']:.2f} s,"
             f" ratio {pair['ratio']:.3f}, per token {pair['token_ratio']:.3f}",
             flush=True,
         )
