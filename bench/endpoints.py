@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # tests.fakes and bench.pipeline live beside bot/, outside the installed package
     sys.path.insert(0, str(REPO))
 
-from bench.pipeline import SERVER, MemorySink, machine, make_messages, open_store  # noqa: E402
+from bench.pipeline import MemorySink, machine, make_messages, open_store  # noqa: E402
 from bot.classifier.backend import ModelCall  # noqa: E402
 from bot.classifier.factory import build_classifier  # noqa: E402
 from bot.pipeline import ModerationPipeline  # noqa: E402
@@ -178,11 +178,7 @@ async def run(
             client_peaks = {e.name: e.peak_in_flight for e in classifier.pool.endpoints}
             await classifier.aclose()
             counts = await store.queue_counts()
-            verdicts = await store.fetchall(
-                "SELECT c.message_id, COUNT(*) FROM cases c JOIN verdicts v ON v.case_id = c.id"
-                " WHERE c.server_id = ? GROUP BY c.message_id",
-                (SERVER,),
-            )
+            verdicts = [(case.message.message_id, len(case.verdicts)) async for case in store.cases.every()]
             await store.close()
     finally:
         for _, fake in fakes:

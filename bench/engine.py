@@ -57,8 +57,9 @@ from bot.classifier.factory import build_classifier  # noqa: E402
 from bot.domain import Author, CaseStatus, Effort, Message, Policy  # noqa: E402
 from bot.pipeline import ModerationPipeline  # noqa: E402
 from bot.policy_format import load_policy_file  # noqa: E402
+from bot.policy_library import content_of  # noqa: E402
 from bot.settings import ModbotSettings  # noqa: E402
-from bot.store import SqliteStore  # noqa: E402
+from bot.store.sqlite import SqliteStore  # noqa: E402
 from tests.fakes.llama_ollama import DEFAULT_MODEL_NAME  # noqa: E402
 from tests.realmodel.llama_server import llama_server  # noqa: E402
 
@@ -113,7 +114,7 @@ async def bot_run(base_url: str, run: str, count: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="modbot-bench-engine-") as tmp:
         store = await SqliteStore.open(Path(tmp) / "modbot.db")
         doc = load_policy_file(POLICY_FILE)
-        await store.add_policy_version(SERVER, doc.name, doc.body, doc.description, "bench")
+        await store.policies.add_version(PLATFORM, SERVER, content_of(doc), "bench")
         sink = MemorySink()
         pipeline = ModerationPipeline(store, classifier, {sink.platform: sink}, workers=settings.worker_count)
         for message in messages(run, count):
@@ -124,7 +125,7 @@ async def bot_run(base_url: str, run: str, count: int) -> dict[str, Any]:
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         await pipeline.stop()
         await classifier.aclose()
-        cases = [case async for case in store.iter_cases()]
+        cases = [case async for case in store.cases.every()]
         await store.close()
     assert len(cases) == count, len(cases)
     tokens = sum(v.completion_tokens for c in cases for v in c.verdicts)

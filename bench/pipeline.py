@@ -69,7 +69,7 @@ from bot.pipeline import ModerationPipeline, RepeatMemory, new_case_id  # noqa: 
 from bot.policy_library import as_policy, install_policies, load_policies  # noqa: E402
 from bot.sanitise import normalise_for_repeats  # noqa: E402
 from bot.settings import ModbotSettings  # noqa: E402
-from bot.store import SqliteStore  # noqa: E402
+from bot.store.sqlite import SqliteStore  # noqa: E402
 from tests.fakes.ollama_fake import FakeOllama  # noqa: E402
 
 PLATFORM = "bench"
@@ -147,7 +147,7 @@ def make_messages(n: int, prefix: str, raid_texts: Sequence[str] = ()) -> list[M
 async def open_store(directory: Path, policies: int) -> SqliteStore:
     store = await SqliteStore.open(directory / "modbot.db")
     docs = load_policies([POLICY_DIR / name for name in POLICY_FILES[:policies]])
-    await install_policies(store, SERVER, docs, actor="bench")
+    await install_policies(store, PLATFORM, SERVER, docs, actor="bench")
     return store
 
 
@@ -278,7 +278,7 @@ async def store_ceiling(n: int, policies: int, prefix: str) -> dict[str, Any]:
     """The pipeline's durable writes alone: the same store calls, concurrently, prebuilt."""
     with tempfile.TemporaryDirectory(prefix="modbot-bench-") as tmp:
         store = await open_store(Path(tmp), policies)
-        live = await store.live_policies(SERVER)
+        live = await store.policies.live(PLATFORM, SERVER)
         plans = []
         for m in make_messages(n, prefix):
             bad = "badword" in m.text
@@ -304,8 +304,8 @@ async def store_ceiling(n: int, policies: int, prefix: str) -> dict[str, Any]:
             assert queue_id is not None
             await store.record_decision(queue_id, case, effects)
             if effects:
-                await store.set_effect_outcome(case.id, 1, EffectOutcome.STARTED)
-                await store.set_effect_outcome(case.id, 1, EffectOutcome.DONE, "in memory", finish_queue_id=queue_id)
+                await store.effects.claim(case.id, 1)
+                await store.effects.set_outcome(case.id, 1, EffectOutcome.DONE, "in memory", finish_queue_id=queue_id)
 
         gc.collect()
         started = time.perf_counter()

@@ -1,72 +1,111 @@
-"""One place that builds the store, the model client and the pipeline from settings."""
+"""One place that builds the store, the model client, the pipeline and every workflow service from settings."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from bot.classifier import ModelClassifier, RetryPolicy
-from bot.classifier.factory import build_classifier as build_model_classifier
-from bot.pipeline import ModerationPipeline
-from bot.ports import Classifier, EffectSink
-from bot.settings import ModbotSettings
-from bot.store import SqliteStore
-from bot.workflow import OllamaProbe, WorkflowJobs, start_jobs
-from bot.workflow.ports import ModChannel
+from bot.domain import utcnow
 
+if TYPE_CHECKING:
+    # Only for types: a command that needs one piece (`modbot check`, the model client) must
+    # not pay for importing the pipeline and every workflow service.
+    from bot.app import ModbotApp
+    from bot.classifier import ModelClassifier, RetryPolicy
+    from bot.platforms import PlatformCapabilities
+    from bot.ports import Classifier, EffectSink, ModelProbe
+    from bot.settings import LogFormat, ModbotSettings
+    from bot.store.ports import ModerationStore
+    from bot.workflow.jobs import JobIntervals
+    from bot.workflow.ports import Clock
 
-@dataclass
-class ModbotApp:
-    settings: ModbotSettings
-    store: SqliteStore
-    classifier: Classifier
-    pipeline: ModerationPipeline
-    jobs: WorkflowJobs | None = None
-    _scheduler: Any = None
-
-    def start_jobs(self) -> None:
-        """Start retention, appeal reminders, digests and the health probe in this event loop."""
-        if self.jobs is not None and self._scheduler is None:
-            self._scheduler = start_jobs(self.jobs)
-
-    async def aclose(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-        await self.pipeline.stop()
-        for closable in (self.classifier, self.jobs.probe if self.jobs else None):
-            close = getattr(closable, "aclose", None)
-            if close is not None:
-                await close()
-        await self.store.close()
+__all__ = ["bootstrap", "build_classifier", "configure_logging"]
 
 
 def build_classifier(settings: ModbotSettings, retry: RetryPolicy | None = None) -> ModelClassifier:
     # The backend, endpoints, deadlines and retries are the classifier package's business.
+    from bot.classifier.factory import build_classifier as build_model_classifier
+
     return build_model_classifier(settings, retry)
+
+
+def build_probe(settings: ModbotSettings) -> ModelProbe:
+    # A model client of its own answers the probe (ModelClassifier.check): whatever the
+    # backend, and every endpoint of MODBOT_MODEL_ENDPOINTS, not only OLLAMA_HOST.
+    return build_classifier(settings)
 
 
 async def bootstrap(
     settings: ModbotSettings,
-    sinks: Mapping[str, EffectSink],
+    platforms: Mapping[str, EffectSink] | None = None,
     *,
+    capabilities: Iterable[PlatformCapabilities] = (),
     classifier: Classifier | None = None,
     retry: RetryPolicy | None = None,
-    mod_channel: ModChannel | None = None,
+    store: ModerationStore | None = None,
+    probe: ModelProbe | None = None,
+    run_jobs: bool = True,
+    job_intervals: JobIntervals | None = None,
+    clock: Clock = utcnow,
 ) -> ModbotApp:
-    store = await SqliteStore.open(settings.db)
-    model = classifier or build_classifier(settings, retry)
-    pipeline = ModerationPipeline(store, model, sinks, workers=settings.worker_count)
-    jobs = None
-    if mod_channel is not None:
-        probe = OllamaProbe(settings.ollama_host, settings.model)
-        jobs = WorkflowJobs(store, mod_channel, probe)
-    return ModbotApp(settings, store, model, pipeline, jobs)
+    """Build the app: each service once, over one store, one model client and the running adapters.
+
+    `platforms` maps a platform name to its adapter, the object that is its EffectSink and
+    (with `post`) its ModChannel. `capabilities` are every platform's declarations, running
+    here or not (the launcher collects them), for `settings set` and `modbot status`.
+    `run_jobs` False (admin commands) builds no model probe and schedules nothing.
+    """
+    from bot.app import ModbotApp
+    from bot.pipeline import ModerationPipeline
+    from bot.platforms import PlatformCatalog, PlatformRouter
+    from bot.workflow.appeals import Appeals
+    from bot.workflow.jobs import JobIntervals, WorkflowJobs
+    from bot.workflow.labels import Labels
+    from bot.workflow.policies import PolicyAdmin
+    from bot.workflow.preview import Previews
+    from bot.workflow.reports import Reports
+    from bot.workflow.review import Reviews
+    from bot.workflow.server_settings import ServerSettingsService
+    from bot.workflow.status import Status
+
+    if store is None:
+        from bot.store.sqlite import SqliteStore
+
+        store = await SqliteStore.open(settings.db, now=clock)
+    try:
+        model = classifier or build_classifier(settings, retry)
+    except BaseException:
+        await store.close()
+        raise
+    router = PlatformRouter(platforms or {}, PlatformCatalog(capabilities))
+    pipeline = ModerationPipeline(store, model, router, workers=settings.worker_count, now=clock)
+    changed = pipeline.invalidate
+    if run_jobs and probe is None:
+        probe = build_probe(settings)
+    return ModbotApp(
+        store=store,
+        classifier=model,
+        platforms=router,
+        pipeline=pipeline,
+        reviews=Reviews(store, router, clock),
+        appeals=Appeals(store, model, router, router, clock),
+        policies=PolicyAdmin(store, changed, clock),
+        server_settings=ServerSettingsService(store, router.catalog, changed, clock),
+        preview=Previews(store, model, changed, clock),
+        reports=Reports(store),
+        labels=Labels(store),
+        status=Status(store, router),
+        jobs=WorkflowJobs(store, router, probe, clock),
+        probe=probe,
+        job_intervals=job_intervals or JobIntervals(),
+        run_jobs=run_jobs,
+    )
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, log_format: LogFormat | None = None) -> None:
+    """Structured logs (bot.observability.logs); the format defaults to MODBOT_LOG_FORMAT."""
+    from bot.observability.logs import configure_logging as configure_structured_logging
+    from bot.settings import ModbotSettings
+
     # INFO lines carry ids, counts and outcomes only: never message text or secrets.
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "aiosqlite"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_structured_logging(level, log_format or ModbotSettings().log_format)

@@ -125,6 +125,8 @@ class Policy(Frozen):
     """One version of one server's policy. A change is a new version, never an overwrite."""
 
     server_id: str
+    # "" for a policy that belongs to no stored server (one read from a file for `modbot check`).
+    platform: str = ""
     name: str
     version: int = Field(ge=1)
     text: str
@@ -292,6 +294,8 @@ class Case(Frozen):
     decided_by: str | None = None
     decided_at: UtcDatetime | None = None
     created_at: UtcDatetime = Field(default_factory=utcnow)
+    # When retention removed the message's text (`message.text` is then empty).
+    text_purged_at: UtcDatetime | None = None
 
     @property
     def violation(self) -> bool:
@@ -331,6 +335,22 @@ class DecisionAction(StrEnum):
     def violation(self) -> bool:
         """The label: confirm and uphold say the message violates; dismiss and overturn say not."""
         return self in (DecisionAction.CONFIRM, DecisionAction.UPHOLD)
+
+
+class HumanDecision(Frozen):
+    """A moderator's decision on a case: recorded once per stage, and a label for the policy."""
+
+    id: int
+    case_id: str
+    platform: str
+    server_id: str
+    action: DecisionAction
+    violation: bool
+    moderator_id: str
+    note: str = ""
+    at: UtcDatetime
+    # The moderator decided about their own message (only a server admin may).
+    self_review: bool = False
 
 
 class AppealStatus(StrEnum):
@@ -398,6 +418,16 @@ class StrikeLadder(Frozen):
         return tuple(sorted(value, key=lambda s: s.strikes))
 
 
+class ConfirmNotice(StrEnum):
+    """When a moderator's confirmation is told to the message's author."""
+
+    NEVER = "never"
+    # When the confirmation deletes the message or times the author out: they see the
+    # consequence, so they are told why and may appeal. A bare confirmation is a label only.
+    WITH_ACTION = "with_action"
+    ALWAYS = "always"
+
+
 class ServerSettings(Frozen):
     platform: str
     server_id: str
@@ -422,6 +452,9 @@ class ServerSettings(Frozen):
     # model has answered for health_clear_after_minutes.
     health_alert_after_minutes: int = Field(default=10, ge=1)
     health_clear_after_minutes: int = Field(default=5, ge=0)
+    # A decision on a case, from any surface, tells the author per this setting (never twice:
+    # not when the author was already notified of the case).
+    notify_author_on_confirm: ConfirmNotice = ConfirmNotice.WITH_ACTION
 
 
 # ---------------------------------------------------------------- what a sink is given

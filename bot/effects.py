@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from bot.domain import Effect, EffectKind, Mode, ServerSettings, Verdict, VerdictStatus
 
@@ -15,17 +15,24 @@ EXECUTION_ORDER = (
     EffectKind.TIMEOUT,
     EffectKind.NOTIFY_AUTHOR,
 )
+# What a policy with a SUPPORT notice (self-harm) may lead to: the author is offered help,
+# moderators are told; nothing is removed and nobody is punished for it.
+SUPPORT_EFFECTS = frozenset({EffectKind.FLAG, EffectKind.DM_MODERATORS, EffectKind.NOTIFY_AUTHOR})
 
 
 def decide_effects(
     verdicts: Sequence[Verdict],
     settings: ServerSettings,
     policy_modes: Mapping[str, Mode | None] | None = None,
+    support_policies: Collection[str] = (),
 ) -> list[Effect]:
     """Which effects the verdicts call for, one per kind, in execution order.
 
     A verdict the model could not give is always flagged for a human. A policy (or the
     whole server) in shadow mode yields effects marked shadow: recorded, never executed.
+    A verdict of a policy in `support_policies` (author notice SUPPORT) never deletes or
+    times out, whatever the rules say. When such a policy and another both ask to notify
+    the author, the other's removal notice is the one sent (it carries the appeal).
     """
     modes = policy_modes or {}
     chosen: dict[EffectKind, Effect] = {}
@@ -35,6 +42,9 @@ def decide_effects(
         if have is None:
             chosen[effect.kind] = effect
             return
+        if effect.kind is EffectKind.NOTIFY_AUTHOR and have.policy in support_policies:
+            # A removal notice outranks a support one: the author must learn of the removal and the appeal.
+            have, effect = effect, have
         # Enforcing beats shadow; a longer timeout beats a shorter one.
         minutes = max(have.timeout_minutes or 0, effect.timeout_minutes or 0) or None
         keep = effect if have.shadow and not effect.shadow else have
@@ -56,6 +66,8 @@ def decide_effects(
             if verdict.confidence.rank < rule.min_confidence.rank:
                 continue
             for kind in rule.effects:
+                if verdict.policy in support_policies and kind not in SUPPORT_EFFECTS:
+                    continue
                 add(
                     Effect(
                         kind=kind,

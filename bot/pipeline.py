@@ -16,11 +16,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Generic, TypeVar
+
+from cachetools import TTLCache
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from bot import effect_runner
 from bot.classifier import ClassificationRequest, ModelUnavailable
 from bot.domain import (
+    AuthorNotice,
     Case,
     CaseStatus,
     Effect,
@@ -33,9 +36,10 @@ from bot.domain import (
     utcnow,
 )
 from bot.effects import decide_effects
-from bot.ports import Classifier, EffectSink, ModerationStore
+from bot.platforms import PlatformRouter
+from bot.ports import Classifier, EffectSink
 from bot.sanitise import normalise_for_repeats
-from bot.store import LivePolicy, QueueItem
+from bot.store.ports import LivePolicy, ModerationStore, QueueItem
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +51,10 @@ CONFIG_TTL_SECONDS = 5.0
 MAX_INTERNAL_FAILURES = 3
 MAX_RECENT_PER_CHANNEL = 20
 MAX_REMEMBERED_TEXTS = 100_000
+# Servers whose settings and policies are cached at once; the least recently used go first.
+MAX_CACHED_SERVERS = 10_000
 
-V = TypeVar("V")
+ServerKey = tuple[str, str]  # (platform, server id)
 
 
 def new_case_id() -> str:
@@ -61,7 +67,8 @@ def skip_reason(message: Message, settings: ServerSettings, policies: Sequence[L
     """Why a message needs no model call, or None if it does."""
     if message.author.is_bot:
         return "author is a bot"
-    if message.channel_id in settings.exempt_channel_ids:
+    # A thread is exempt when its parent channel is: exemptions name channels, not threads.
+    if message.scope_channel_id in settings.exempt_channel_ids or message.channel_id in settings.exempt_channel_ids:
         return "channel is exempt"
     exempt_roles = set(message.author.roles) & set(settings.exempt_role_ids)
     if exempt_roles:
@@ -71,27 +78,6 @@ def skip_reason(message: Message, settings: ServerSettings, policies: Sequence[L
     if not any(lp.enabled for lp in policies):
         return "no active policy for this server"
     return None
-
-
-class _Expiring(Generic[V]):
-    """A small map whose entries are forgotten after a time to live."""
-
-    def __init__(self, ttl_seconds: float) -> None:
-        self._ttl = ttl_seconds
-        self._items: dict[str, tuple[float, V]] = {}
-
-    def get(self, key: str) -> V | None:
-        hit = self._items.get(key)
-        if hit is None or time.monotonic() - hit[0] >= self._ttl:
-            return None
-        return hit[1]
-
-    def put(self, key: str, value: V) -> V:
-        self._items[key] = (time.monotonic(), value)
-        return value
-
-    def forget(self, key: str) -> None:
-        self._items.pop(key, None)
 
 
 class RepeatMemory:
@@ -150,7 +136,7 @@ class ModerationPipeline:
         self,
         store: ModerationStore,
         classifier: Classifier,
-        sinks: Mapping[str, EffectSink],
+        sinks: Mapping[str, EffectSink] | PlatformRouter,
         *,
         workers: int = 4,
         now: Callable[[], datetime] = utcnow,
@@ -158,7 +144,7 @@ class ModerationPipeline:
     ) -> None:
         self.store = store
         self.classifier = classifier
-        self.sinks = dict(sinks)
+        self.sinks = PlatformRouter.of(sinks)
         self.now = now
         self.observers: list[CaseObserver] = []
         self._worker_count = workers
@@ -169,11 +155,11 @@ class ModerationPipeline:
         self._workers: list[asyncio.Task[None]] = []
         self._recent: dict[tuple[str, str, str], deque[Message]] = {}
         self._repeats = RepeatMemory()
-        self._settings_cache: _Expiring[ServerSettings] = _Expiring(CONFIG_TTL_SECONDS)
-        self._policy_cache: _Expiring[list[LivePolicy]] = _Expiring(CONFIG_TTL_SECONDS)
+        self._settings_cache: TTLCache[ServerKey, ServerSettings] = TTLCache(MAX_CACHED_SERVERS, CONFIG_TTL_SECONDS)
+        self._policy_cache: TTLCache[ServerKey, list[LivePolicy]] = TTLCache(MAX_CACHED_SERVERS, CONFIG_TTL_SECONDS)
         self._failures: dict[int, int] = {}
         self._backoff = unavailable_backoff
-        self._unavailable_streak = 0
+        self._intake_open = True
 
     # ------------------------------------------------------------ lifecycle
 
@@ -196,6 +182,10 @@ class ModerationPipeline:
         """Wait until every queued message is decided and its effects carried out."""
         await self._queue.join()
 
+    def close_intake(self) -> None:
+        """Refuse new submissions from now on (the first step of a shutdown); queued work goes on."""
+        self._intake_open = False
+
     async def stop(self) -> None:
         for task in self._workers:
             task.cancel()
@@ -211,7 +201,13 @@ class ModerationPipeline:
     # ------------------------------------------------------------ intake
 
     async def submit(self, message: Message) -> bool:
-        """Store the message durably and queue it. False if it was submitted before."""
+        """Store the message durably and queue it. False if it was submitted before.
+
+        Raises IntakeClosed once the app is shutting down: the platform should not
+        acknowledge the message, so that it is delivered again after the restart.
+        """
+        if not self._intake_open:
+            raise IntakeClosed("the bot is shutting down; the message was not accepted")
         queue_id = await self.store.enqueue(message)
         if queue_id is None:
             return False
@@ -224,10 +220,10 @@ class ModerationPipeline:
             self._queued.add(item.id)
             self._queue.put_nowait(item)
 
-    def invalidate(self, server_id: str) -> None:
+    def invalidate(self, platform: str, server_id: str) -> None:
         """Forget cached settings and policies of a server after a change."""
-        self._settings_cache.forget(server_id)
-        self._policy_cache.forget(server_id)
+        self._settings_cache.pop((platform, server_id), None)
+        self._policy_cache.pop((platform, server_id), None)
 
     def _remember(self, message: Message) -> None:
         key = (message.platform, message.server_id, message.channel_id)
@@ -246,18 +242,23 @@ class ModerationPipeline:
     # ------------------------------------------------------------ configuration
 
     async def settings_for(self, message: Message) -> ServerSettings:
-        cached = self._settings_cache.get(message.server_id)
+        key = (message.platform, message.server_id)
+        cached = self._settings_cache.get(key)
         if cached is not None:
             return cached
-        stored = await self.store.get_settings(message.server_id)
-        default = ServerSettings(platform=message.platform, server_id=message.server_id)
-        return self._settings_cache.put(message.server_id, stored or default)
+        stored = await self.store.settings.get(*key)
+        found = stored or ServerSettings(platform=message.platform, server_id=message.server_id)
+        self._settings_cache[key] = found
+        return found
 
-    async def policies_for(self, server_id: str) -> list[LivePolicy]:
-        cached = self._policy_cache.get(server_id)
+    async def policies_for(self, platform: str, server_id: str) -> list[LivePolicy]:
+        key = (platform, server_id)
+        cached = self._policy_cache.get(key)
         if cached is not None:
             return cached
-        return self._policy_cache.put(server_id, await self.store.live_policies(server_id))
+        found = await self.store.policies.live(platform, server_id)
+        self._policy_cache[key] = found
+        return found
 
     # ------------------------------------------------------------ workers
 
@@ -266,12 +267,8 @@ class ModerationPipeline:
             item = await self._queue.get()
             retry = False
             try:
-                await self._process(item)
+                await self._process_while_model_away(item)
                 self._failures.pop(item.id, None)
-                self._unavailable_streak = 0
-            except ModelUnavailable as exc:
-                await self._wait_for_model(exc)
-                retry = True
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -289,13 +286,26 @@ class ModerationPipeline:
                     self._queued.discard(item.id)
                 self._queue.task_done()
 
-    async def _wait_for_model(self, exc: ModelUnavailable) -> None:
-        # The message stays queued in the database and in memory; nothing is lost.
-        self._unavailable_streak += 1
+    async def _process_while_model_away(self, item: QueueItem) -> None:
+        """Process the item, waiting (with backoff) for as long as the model server is unreachable.
+
+        The message stays queued in the database meanwhile; nothing is lost.
+        """
         base, cap = self._backoff
-        delay = min(cap, base * 2 ** min(self._unavailable_streak - 1, 16)) * (0.5 + secrets.randbelow(500) / 1000)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(ModelUnavailable),
+            wait=wait_random_exponential(multiplier=base, max=cap),
+            before_sleep=self._log_model_away,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await self._process(item)
+
+    def _log_model_away(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
         log.error("%s; %d messages wait in the queue, retrying in %.0fs", exc, self._queue.qsize() + 1, delay)
-        await asyncio.sleep(delay)
 
     async def _internal_failure(self, item: QueueItem, exc: Exception) -> bool:
         """Log the failure; True to try the item again, False once it is settled."""
@@ -325,13 +335,14 @@ class ModerationPipeline:
             return
         message = item.message
         settings = await self.settings_for(message)
-        policies = [lp for lp in await self.policies_for(message.server_id) if lp.enabled]
+        policies = [lp for lp in await self.policies_for(message.platform, message.server_id) if lp.enabled]
         reason = skip_reason(message, settings, policies)
         verdicts: tuple[Verdict, ...] = ()
         effects: list[Effect] = []
         if reason is None:
             verdicts = await self._judge(message, settings, policies)
-            effects = decide_effects(verdicts, settings, {lp.policy.name: lp.mode for lp in policies})
+            support = {lp.policy.name for lp in policies if lp.policy.author_notice is AuthorNotice.SUPPORT}
+            effects = decide_effects(verdicts, settings, {lp.policy.name: lp.mode for lp in policies}, support)
         case = Case(
             id=new_case_id(),
             message=message,
@@ -352,7 +363,7 @@ class ModerationPipeline:
 
     async def _resume(self, item: QueueItem) -> None:
         assert item.case_id is not None
-        case = await self.store.get_case(item.case_id)
+        case = await self.store.cases.get(item.case_id)
         if case is None:  # cannot happen: the case and 'acting' commit together
             raise RuntimeError(f"queue item {item.id} is acting on missing case {item.case_id}")
         records = await effect_runner.resume(self.store, self.sinks, case, finish_queue_id=item.id)
@@ -361,7 +372,7 @@ class ModerationPipeline:
     async def _resume_decided_cases(self) -> None:
         """Effects a person asked for after the decision (a confirm, an appeal) and a crash cut short."""
         for case_id in await self.store.cases_with_unfinished_effects():
-            case = await self.store.get_case(case_id)
+            case = await self.store.cases.get(case_id)
             if case is not None:
                 await effect_runner.resume(self.store, self.sinks, case)
 
@@ -378,6 +389,7 @@ class ModerationPipeline:
     ) -> tuple[Verdict, ...]:
         window = settings.repeat_window_minutes * 60.0
         key = (
+            message.platform,
             message.server_id,
             settings.effort,
             tuple((lp.policy.name, lp.policy.version) for lp in policies),
@@ -412,6 +424,10 @@ class ModerationPipeline:
                 self._repeats.end(key, verdicts, window)
 
 
+class IntakeClosed(RuntimeError):
+    """The pipeline no longer accepts messages: the app is shutting down."""
+
+
 def _status(reason: str | None, verdicts: Sequence[Verdict]) -> CaseStatus:
     if reason is not None:
         return CaseStatus.SKIPPED
@@ -422,4 +438,4 @@ def _status(reason: str | None, verdicts: Sequence[Verdict]) -> CaseStatus:
     return CaseStatus.CLEAN
 
 
-__all__ = ["ModerationPipeline", "RepeatMemory", "new_case_id", "skip_reason"]
+__all__ = ["IntakeClosed", "ModerationPipeline", "RepeatMemory", "new_case_id", "skip_reason"]

@@ -14,7 +14,11 @@ from pathlib import Path
 
 REQUIRED_SECTIONS = ("INSTRUCTIONS", "DEFINITIONS", "VIOLATES", "SAFE", "EXAMPLES")
 OUTPUT_KEYS = ("violation", "policy_category", "rule_ids", "confidence", "rationale")
-FRONT_MATTER_KEYS = {"name", "version", "description", "eval_labels"}
+FRONT_MATTER_KEYS = {"name", "version", "description", "eval_labels", "sensitive", "author_notice"}
+AUTHOR_NOTICES = ("removal", "support")
+# The last section, optional: the policy's own words to the author. It is stored with the
+# policy and never sent to the model (everything before it is the model's text).
+NOTICE_HEADING = "## AUTHOR NOTICE"
 DATASET_LABELS = {"S", "H", "V", "HR", "SH", "S3", "H2", "V2"}
 VAGUE_WORDS = ("generally", "usually", "often", "typically", "sometimes", "may be")
 TOKENS_WARN = 600
@@ -80,6 +84,12 @@ class PolicyDocument:
     version: int = 1
     description: str = ""
     eval_labels: tuple[str, ...] = ()
+    # Flags for a sensitive policy carry no excerpt of the content, only a link to it.
+    sensitive: bool = False
+    # "removal": rule ids and their text, with an appeal; "support": the AUTHOR NOTICE section's
+    # caring words and resources, no removal wording, no appeal, never a strike.
+    author_notice: str = "removal"
+    notice_text: str = ""
     title: str = ""
     body: str = ""  # everything after the front matter: what the model reads
     sections: dict[str, int] = field(default_factory=dict)  # name -> line
@@ -102,8 +112,9 @@ class PolicyDocument:
 
 
 class _Checker:
-    def __init__(self, doc: PolicyDocument) -> None:
+    def __init__(self, doc: PolicyDocument, lines: list[str]) -> None:
         self.doc = doc
+        self.lines = lines
 
     def error(self, line: int, message: str) -> None:
         self.doc.problems.append(Problem(Severity.ERROR, self.doc.source, line, message))
@@ -115,17 +126,31 @@ class _Checker:
 def parse_policy(text: str, source: str = "<policy>", expected_name: str | None = None) -> PolicyDocument:
     """Parse and check a policy. Never raises: problems are collected on the document."""
     doc = PolicyDocument(source=source)
-    check = _Checker(doc)
     lines = text.splitlines()
+    check = _Checker(doc, lines)
     body_start = _parse_front_matter(lines, check)
     if expected_name is not None and doc.name and doc.name != expected_name:
         check.error(2, f"name {doc.name!r} does not match the file name {expected_name!r}")
-    doc.body = "\n".join(lines[body_start:]).strip() + "\n"
+    notice_at = next((i for i in range(body_start, len(lines)) if lines[i].rstrip() == NOTICE_HEADING), len(lines))
+    doc.notice_text = "\n".join(lines[notice_at + 1 :]).strip()
+    model_lines = lines[:notice_at]
+    doc.body = "\n".join(model_lines[body_start:]).strip() + "\n"
     doc.tokens = estimate_tokens(doc.body)
-    _parse_body(lines, body_start, check)
+    _parse_body(model_lines, body_start, check)
     _check_rules_and_examples(check)
-    _check_style(lines, body_start, check)
+    _check_style(model_lines, body_start, check)
+    _check_notice(notice_at, check)
     return doc
+
+
+def _check_notice(notice_at: int, check: _Checker) -> None:
+    doc = check.doc
+    if doc.author_notice == "support" and not doc.notice_text:
+        check.error(
+            notice_at + 1 if notice_at < len(check.lines) else 1,
+            f"author_notice: support needs a '{NOTICE_HEADING}' section at the end: the caring words and "
+            "support resources the author is sent instead of a removal notice",
+        )
 
 
 def rules_in(body: str) -> list[Rule]:
@@ -169,7 +194,7 @@ def _parse_front_matter(lines: list[str], check: _Checker) -> int:
     for i in range(1, end):
         lineno = i + 1
         raw = lines[i]
-        if not raw.strip():
+        if not raw.strip() or raw.lstrip().startswith("#"):  # a comment, as in YAML
             continue
         key, sep, value = raw.partition(":")
         key, value = key.strip(), value.strip()
@@ -193,6 +218,15 @@ def _parse_front_matter(lines: list[str], check: _Checker) -> int:
                 doc.version = int(value)
         elif key == "description":
             doc.description = value
+        elif key == "sensitive":
+            if value not in ("true", "false"):
+                check.error(lineno, f"sensitive {value!r} must be true or false")
+            doc.sensitive = value == "true"
+        elif key == "author_notice":
+            if value not in AUTHOR_NOTICES:
+                check.error(lineno, f"author_notice {value!r} must be one of {', '.join(AUTHOR_NOTICES)}")
+            else:
+                doc.author_notice = value
         elif key == "eval_labels":
             labels = tuple(v.strip() for v in value.split(",") if v.strip())
             unknown = [v for v in labels if v not in DATASET_LABELS]

@@ -1,25 +1,19 @@
-"""The core's ports: what it needs from a model and from a platform, as small Protocols."""
+"""The core's ports: what it needs from a model and from a platform, as small Protocols.
+
+Persistence has its own ports in `bot.store.ports` (re-exported here as ModerationStore).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from bot.classifier.prompt import ClassificationRequest
-from bot.domain import (
-    Case,
-    Effect,
-    EffectContext,
-    EffectKind,
-    EffectOutcome,
-    EffectResult,
-    Message,
-    Policy,
-    ServerSettings,
-    Verdict,
-)
+from bot.domain import Effect, EffectContext, EffectKind, EffectResult, ServerSettings, Verdict
 from bot.notices import Notice
-from bot.store.sqlite import LivePolicy, QueueItem
+from bot.store.ports import ModerationStore
+
+if TYPE_CHECKING:
+    # The model client's request type: only named here, so that a port does not load the client.
+    from bot.classifier.prompt import ClassificationRequest
 
 
 class Classifier(Protocol):
@@ -55,35 +49,10 @@ class ModChannel(Protocol):
     async def post(self, server: ServerSettings, notice: Notice) -> EffectResult: ...
 
 
-class ModerationStore(Protocol):
-    """What the pipeline needs of persistence; SqliteStore is the embedded implementation."""
+class ModelProbe(Protocol):
+    """Asks the model server whether it can answer: None if so, else what is wrong."""
 
-    async def enqueue(self, message: Message) -> int | None: ...
+    async def check(self) -> str | None: ...
 
-    async def open_queue_items(self) -> list[QueueItem]: ...
 
-    async def get_settings(self, server_id: str) -> ServerSettings | None: ...
-
-    async def live_policies(self, server_id: str) -> list[LivePolicy]: ...
-
-    async def record_decision(
-        self, queue_id: int, case: Case, effects: Sequence[tuple[Effect, EffectOutcome]]
-    ) -> None: ...
-
-    async def set_effect_outcome(
-        self,
-        case_id: str,
-        seq: int,
-        outcome: EffectOutcome,
-        detail: str = "",
-        finish_queue_id: int | None = None,
-        reference: str | None = None,
-    ) -> None: ...
-
-    async def policy_versions(self, server_id: str, name: str) -> list[Policy]: ...
-
-    async def finish_queue_item(self, queue_id: int) -> None: ...
-
-    async def cases_with_unfinished_effects(self) -> list[str]: ...
-
-    async def get_case(self, case_id: str) -> Case | None: ...
+__all__ = ["Classifier", "EffectSink", "ModChannel", "ModelProbe", "ModerationStore"]

@@ -46,17 +46,37 @@ def normalise_for_repeats(text: str) -> str:
 
 _ZWSP = "\u200b"
 # Discord: @everyone, @here, <@id>, <@!id>, <@&role>; Slack: <!channel>, <!here>,
-# <!everyone>, <!subteam^ID>, <@U123>. A zero-width space after the sigil keeps the
-# text readable and stops both platforms from parsing a mention.
-_DISCORD_MENTION = re.compile(r"@(everyone|here)|<@([!&]?)(\d+)>", re.IGNORECASE)
+# <!everyone>, <!subteam^ID>, <@U123>, and with link_names any @name. A zero-width space
+# after the sigil keeps the text readable and stops both platforms from parsing a mention.
+# An @ inside a word (an e-mail address) mentions nobody and is left alone.
+_DISCORD_MENTION = re.compile(r"(?<![\w@\u200b])@(?=\w)|<@([!&]?)(\d+)>", re.IGNORECASE)
 _SLACK_MENTION = re.compile(r"<([!@#])([^>]*)>")
+# Slack's <url|label> and Markdown's [label](url) show a label instead of where the link
+# goes: quoted back in a flag, "[discord.gift](https://evil.example)" would be a phishing
+# link posted by the bot. Broken the same way.
+_SLACK_LABELLED_LINK = re.compile(r"<(?=[a-z][a-z0-9+.-]*:[^>|]*\|)", re.IGNORECASE)
+_MARKDOWN_LINK = re.compile(r"\]\(")
+# Three backticks close the code block an adapter may quote the text in.
+_CODE_FENCE = re.compile(r"`{3,}")
+# C0 and C1 controls other than tab and line feed: ESC sequences rewrite a terminal (the
+# console prints these lines), a carriage return overwrites a line, others are invisible.
+_ECHO_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Bidi embeddings, overrides, isolates and marks reorder what follows them on screen
+# ("Trojan Source"): echoed text could make a moderator read a different line.
+_BIDI_CONTROL = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_LINE_BREAKS_AND_TABS = re.compile(r"[\s\u2028\u2029]+")
 
 
 def defuse_mentions(text: str) -> str:
-    text = _DISCORD_MENTION.sub(
-        lambda m: f"@{_ZWSP}{m.group(1)}" if m.group(1) else f"<@{_ZWSP}{m.group(2)}{m.group(3)}>", text
-    )
-    return _SLACK_MENTION.sub(lambda m: f"<{_ZWSP}{m.group(1)}{m.group(2)}>", text)
+    text = _SLACK_MENTION.sub(lambda m: f"<{_ZWSP}{m.group(1)}{m.group(2)}>", text)
+    return _DISCORD_MENTION.sub(lambda m: f"<@{_ZWSP}{m.group(1)}{m.group(2)}>" if m.group(2) else f"@{_ZWSP}", text)
+
+
+def defuse_markup(text: str) -> str:
+    """Labelled links and code fences made inert, in Slack's and Discord's markup alike."""
+    text = _SLACK_LABELLED_LINK.sub("<" + _ZWSP, text)
+    text = _MARKDOWN_LINK.sub("]" + _ZWSP + "(", text)
+    return _CODE_FENCE.sub(lambda m: _ZWSP.join(m.group(0)), text)
 
 
 def truncate(text: str, limit: int, marker: str = "…") -> str:
@@ -68,5 +88,19 @@ def truncate(text: str, limit: int, marker: str = "…") -> str:
 
 
 def safe_echo(text: str, limit: int) -> str:
-    """User text as it may be quoted back on any platform: no pings, within the limit."""
-    return truncate(defuse_mentions(text), limit)
+    """User text as it may be quoted back on any platform or terminal: no pings, no labelled
+    links, no code-fence breakouts, no controls or reordering, within the limit.
+
+    The adapter still escapes its own markup (Slack's &, <, >) where it formats text.
+    """
+    text = _BIDI_CONTROL.sub("", valid_text(text))
+    text = _ECHO_CONTROL.sub("\ufffd", text)
+    return truncate(defuse_markup(defuse_mentions(text)), limit)
+
+
+def safe_inline(text: str, limit: int) -> str:
+    """`safe_echo` on one line: for ids, rule ids and names printed inside a line of output.
+
+    A line break in an id could forge the next line of a listing or a replay file.
+    """
+    return safe_echo(_LINE_BREAKS_AND_TABS.sub(" ", valid_text(text)).strip(), limit)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain import Effort
 
 DEFAULT_MODEL = "gpt-oss-safeguard:20b"
+
+LogFormat = Literal["console", "json"]
 
 
 def _default_policy_dir() -> Path:
@@ -38,6 +40,14 @@ class ModbotSettings(BaseSettings):
     policy_dir: Path = Field(default_factory=_default_policy_dir)
     workers: int | None = Field(default=None, ge=1, le=256)
     log_level: str = "INFO"
+    # "console": readable lines for a terminal or `docker compose logs`; "json": one object
+    # per line for a log shipper. Both carry the same fields (bot.observability.logs).
+    log_format: LogFormat = "console"
+    # The health and metrics endpoint (/healthz, /livez, /metrics): off unless a port is
+    # set. It binds to loopback by default; a container sets 0.0.0.0 so that Prometheus
+    # and the healthcheck reach it (docker-compose.yml, Dockerfile).
+    http_port: int | None = Field(default=None, ge=0, le=65535)
+    http_host: str = "127.0.0.1"
 
     # The model backends (bot/classifier). `ollama` speaks Ollama's /api/chat at OLLAMA_HOST;
     # `openai` speaks /v1/chat/completions to any OpenAI-compatible server at OPENAI_BASE_URL
@@ -64,6 +74,23 @@ class ModbotSettings(BaseSettings):
     # against runaway generation on a server that keeps generating after the bot gives up
     # (llama-cpp-python's does), or for a small stand-in model.
     model_max_tokens: int | None = Field(default=None, ge=16, le=131072)
+
+    @field_validator("http_port", mode="before")
+    @classmethod
+    def _blank_port_is_off(cls, value: object) -> object:
+        # `MODBOT_HTTP_PORT=` in an env file means "off", as leaving it out does.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("model_max_tokens", "model_endpoints", "openai_base_url", "openai_api_key", mode="before")
+    @classmethod
+    def _blank_model_setting_is_unset(cls, value: object) -> object:
+        # `MODBOT_MODEL_ENDPOINTS=` (or a blank key, URL or ceiling) in an env file means unset.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_ignores_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @property
     def worker_count(self) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from bot.store import SqliteStore
+from bot.store.sqlite import SqliteStore
 from tests.fakes.ollama_fake import FakeOllama
 
 REPO = Path(__file__).resolve().parent.parent

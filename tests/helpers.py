@@ -21,8 +21,10 @@ from bot.domain import (
     EffectOutcome,
     EffectResult,
     Message,
+    Policy,
     Verdict,
 )
+from bot.store.ports import ModerationStore, PolicyContent
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -50,6 +52,24 @@ def make_message(
         text=text,
         sent_at=T0 + timedelta(seconds=offset_s),
         **extra,  # type: ignore[arg-type]
+    )
+
+
+async def add_policy(
+    store: ModerationStore,
+    server: str = "s1",
+    name: str = "harassment",
+    text: str = "policy text",
+    *,
+    platform: str = "console",
+    **content: object,
+) -> Policy:
+    """A policy version written straight through the store's port (tests of the pipeline need no service)."""
+    return await store.policies.add_version(
+        platform,
+        server,
+        PolicyContent(name=name, text=text, **content),
+        "test",  # type: ignore[arg-type]
     )
 
 

@@ -65,7 +65,8 @@ def test_rules_in_reads_violates_and_safe_rules() -> None:
 
 async def test_a_sinks_reference_is_stored_and_reaches_the_next_effects_context(tmp_path: Path) -> None:
     from bot import effect_runner
-    from bot.store import SqliteStore
+    from bot.store.sqlite import SqliteStore
+    from tests.helpers import add_policy
 
     class PostingSink:
         platform = "console"
@@ -80,7 +81,7 @@ async def test_a_sinks_reference_is_stored_and_reaches_the_next_effects_context(
 
     store = await SqliteStore.open(tmp_path / "s.db")
     try:
-        policy = await store.add_policy_version("g1", "harassment", "## VIOLATES (1)\n- H1.a: Insults.\n", "", "t")
+        policy = await add_policy(store, "g1", "harassment", "## VIOLATES (1)\n- H1.a: Insults.\n")
         message = make_message("m1", "you idiot", server="g1")
         verdict = Verdict(policy=policy.name, policy_version=policy.version, violation=True, rule_ids=("H1.a",))
         case = Case(id="C1", message=message, status=CaseStatus.OPEN, verdicts=(verdict,))
@@ -88,10 +89,10 @@ async def test_a_sinks_reference_is_stored_and_reaches_the_next_effects_context(
         assert queue_id is not None
         await store.record_decision(queue_id, case, [(Effect(kind=EffectKind.FLAG), EffectOutcome.PENDING)])
         sink = PostingSink()
-        stored = await store.get_case("C1")
+        stored = await store.cases.get("C1")
         assert stored is not None
         await effect_runner.carry_out(store, {"console": sink}, stored, stored.effects, finish_queue_id=queue_id)
-        flagged = await store.get_case("C1")
+        flagged = await store.cases.get("C1")
         assert flagged is not None and flagged.effects[0].reference == "mod/flag"
         assert sink.contexts[0].policy("harassment") is not None
         assert sink.contexts[0].policy("harassment").rule("H1.a").text == "Insults."  # type: ignore[union-attr]

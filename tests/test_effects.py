@@ -94,3 +94,24 @@ def test_shadow_mode_server_and_policy() -> None:
     # An enforcing policy's flag is not weakened by a shadow policy's flag on the same message.
     both = decide_effects([verdict("harassment"), verdict("spam-scams")], SETTINGS, {"harassment": Mode.SHADOW})
     assert kinds(both) == [EffectKind.FLAG] and not both[0].shadow
+
+
+def test_a_support_policy_never_deletes_or_times_out() -> None:
+    settings = SETTINGS.model_copy(
+        update={
+            "effect_rules": (
+                EffectRule(effects=(EffectKind.FLAG, EffectKind.DELETE, EffectKind.TIMEOUT, EffectKind.NOTIFY_AUTHOR)),
+            )
+        }
+    )
+    effects = decide_effects([verdict("self-harm")], settings, support_policies={"self-harm"})
+    assert kinds(effects) == [EffectKind.FLAG, EffectKind.NOTIFY_AUTHOR]
+    assert effects[1].policy == "self-harm"  # the sink words it as the policy's support message
+    # A removal policy that flagged too still removes, and its notice (with the appeal) is the one sent.
+    both = decide_effects(
+        [verdict("self-harm"), verdict("harassment", confidence=Confidence.MEDIUM)],
+        settings,
+        support_policies={"self-harm"},
+    )
+    assert kinds(both) == [EffectKind.FLAG, EffectKind.DELETE, EffectKind.TIMEOUT, EffectKind.NOTIFY_AUTHOR]
+    assert both[3].policy == "harassment"

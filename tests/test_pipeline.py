@@ -23,8 +23,8 @@ from bot.domain import (
     VerdictStatus,
 )
 from bot.pipeline import ModerationPipeline, RepeatMemory, new_case_id
-from bot.store import SqliteStore
-from tests.helpers import RecordingSink, ScriptedClassifier, make_message
+from bot.store.sqlite import SqliteStore
+from tests.helpers import RecordingSink, ScriptedClassifier, add_policy, make_message
 
 
 @pytest_asyncio.fixture
@@ -41,7 +41,7 @@ async def sink() -> RecordingSink:
 async def pipeline(
     store: SqliteStore, classifier: ScriptedClassifier, sink: RecordingSink
 ) -> AsyncIterator[ModerationPipeline]:
-    await store.add_policy_version("s1", "harassment", "policy text", "", "test")
+    await add_policy(store, "s1", "harassment", "policy text")
     p = ModerationPipeline(store, classifier, {"console": sink}, workers=4, unavailable_backoff=(0.01, 0.02))
     await p.start()
     yield p
@@ -49,7 +49,7 @@ async def pipeline(
 
 
 async def cases(store: SqliteStore) -> list[Case]:
-    return [c async for c in store.iter_cases()]
+    return [c async for c in store.cases.every()]
 
 
 async def test_a_violation_is_decided_flagged_and_recorded(
@@ -92,11 +92,11 @@ async def test_same_message_twice_is_decided_once(
 async def test_no_model_call_for_messages_that_need_none(
     pipeline: ModerationPipeline, store: SqliteStore, classifier: ScriptedClassifier, message: object, reason: str
 ) -> None:
-    await store.put_settings(
+    await store.settings.put(
         ServerSettings(platform="console", server_id="s1", exempt_role_ids=("trusted",), exempt_channel_ids=("staff",)),
-        actor="admin",
+        store.now(),
     )
-    pipeline.invalidate("s1")
+    pipeline.invalidate("console", "s1")
     await pipeline.submit(message)  # type: ignore[arg-type]
     await pipeline.drain()
     [case] = await cases(store)
@@ -133,7 +133,7 @@ async def test_a_spam_raid_makes_one_model_call(
 async def test_a_different_server_does_not_share_verdicts(
     pipeline: ModerationPipeline, store: SqliteStore, classifier: ScriptedClassifier
 ) -> None:
-    await store.add_policy_version("s2", "harassment", "policy text", "", "test")
+    await add_policy(store, "s2", "harassment", "policy text")
     await pipeline.submit(make_message("m1", "hello"))
     await pipeline.submit(make_message("m1", "hello", server="s2"))
     await pipeline.drain()
@@ -154,16 +154,16 @@ async def test_context_is_the_channels_earlier_messages(
 async def test_shadow_mode_records_effects_and_executes_none(
     pipeline: ModerationPipeline, store: SqliteStore, sink: RecordingSink
 ) -> None:
-    await store.put_settings(
+    await store.settings.put(
         ServerSettings(
             platform="console",
             server_id="s1",
             mode=Mode.SHADOW,
             effect_rules=(EffectRule(effects=(EffectKind.FLAG, EffectKind.DELETE)),),
         ),
-        actor="admin",
+        store.now(),
     )
-    pipeline.invalidate("s1")
+    pipeline.invalidate("console", "s1")
     await pipeline.submit(make_message("m1", "you idiot"))
     await pipeline.drain()
     [case] = await cases(store)
@@ -192,7 +192,7 @@ async def test_a_failed_effect_is_recorded_not_retried(
 async def test_unsupported_platform_is_reported_not_pretended(
     store: SqliteStore, classifier: ScriptedClassifier
 ) -> None:
-    await store.add_policy_version("s1", "harassment", "policy text", "", "test")
+    await add_policy(store, "s1", "harassment", "policy text", platform="matrix")
     p = ModerationPipeline(store, classifier, {}, workers=1)
     await p.start()
     await p.submit(make_message("m1", "you idiot", platform="matrix"))
@@ -215,7 +215,7 @@ async def test_model_outage_keeps_the_message_queued_then_decides_it_once(
             return await super().classify(request)
 
     model = FlakyModel()
-    await store.add_policy_version("s1", "harassment", "policy text", "", "test")
+    await add_policy(store, "s1", "harassment", "policy text")
     p = ModerationPipeline(store, model, {"console": sink}, workers=1, unavailable_backoff=(0.01, 0.02))
     await p.start()
     await p.submit(make_message("m1", "you idiot"))
@@ -230,7 +230,7 @@ async def test_a_message_that_keeps_crashing_goes_to_human_review(store: SqliteS
         async def classify(self, request: ClassificationRequest) -> Verdict:
             raise ValueError("bug")
 
-    await store.add_policy_version("s1", "harassment", "policy text", "", "test")
+    await add_policy(store, "s1", "harassment", "policy text")
     p = ModerationPipeline(store, Broken(), {}, workers=1)
     await p.start()
     await p.submit(make_message("m1", "anything"))
@@ -247,7 +247,7 @@ async def test_needs_review_verdict_makes_a_needs_review_case(store: SqliteStore
                 policy=request.policy.name, policy_version=1, status=VerdictStatus.NEEDS_REVIEW, raw_output="garbage"
             )
 
-    await store.add_policy_version("s1", "harassment", "policy text", "", "test")
+    await add_policy(store, "s1", "harassment", "policy text")
     p = ModerationPipeline(store, Garbled(), {"console": sink}, workers=1)
     await p.start()
     await p.submit(make_message("m1", "anything"))
@@ -268,14 +268,14 @@ async def test_restart_never_repeats_a_started_effect_and_finishes_pending_ones(
     case = Case(id=new_case_id(), message=make_message("m1", "you idiot"), status=CaseStatus.OPEN)
     flag, delete = Effect(kind=EffectKind.FLAG), Effect(kind=EffectKind.DELETE)
     await store.record_decision(qid, case, [(flag, EffectOutcome.PENDING), (delete, EffectOutcome.PENDING)])
-    await store.set_effect_outcome(case.id, 1, EffectOutcome.STARTED)
+    await store.effects.set_outcome(case.id, 1, EffectOutcome.STARTED)
 
     p = ModerationPipeline(store, classifier, {"console": sink}, workers=2)
     assert await p.start() == 1
     await p.drain()
     await p.stop()
     assert [e.kind for _, e in sink.executed] == [EffectKind.DELETE]
-    stored = await store.get_case(case.id)
+    stored = await store.cases.get(case.id)
     assert stored is not None
     assert [r.outcome for r in stored.effects] == [EffectOutcome.INTERRUPTED, EffectOutcome.DONE]
     assert classifier.calls == []  # decided before the crash: not decided again
@@ -285,7 +285,7 @@ async def test_restart_never_repeats_a_started_effect_and_finishes_pending_ones(
 async def test_pending_messages_of_an_earlier_run_are_done_first(
     store: SqliteStore, classifier: ScriptedClassifier, sink: RecordingSink
 ) -> None:
-    await store.add_policy_version("s1", "harassment", "policy text", "", "test")
+    await add_policy(store, "s1", "harassment", "policy text")
     for i in range(3):
         await store.enqueue(make_message(f"old{i}", "you idiot" if i == 0 else f"hi {i}"))
     p = ModerationPipeline(store, classifier, {"console": sink}, workers=1)
@@ -310,7 +310,7 @@ async def test_message_text_never_reaches_the_logs(
             return await super().classify(request)
 
     caplog.set_level("INFO")  # the product never runs aiosqlite below WARNING (configure_logging)
-    await store.add_policy_version("s1", "harassment", "policy text", "", "test")
+    await add_policy(store, "s1", "harassment", "policy text")
     p = ModerationPipeline(store, FlakyOnce(), {"console": sink}, workers=2, unavailable_backoff=(0.01, 0.02))
     await p.start()
     await p.submit(make_message("m1", "idiot SECRET-CANARY-1234"))
@@ -331,7 +331,7 @@ async def test_restart_finishes_effects_a_moderator_asked_for_after_the_decision
     assert qid is not None
     case = Case(id=new_case_id(), message=make_message("m1", "you idiot"), status=CaseStatus.CONFIRMED)
     await store.record_decision(qid, case, [])
-    async with store.transaction() as conn:
+    async with store.raw_transaction() as conn:
         await conn.executemany(
             "INSERT INTO effects (case_id, seq, kind, effect, outcome, updated_at)"
             " VALUES (?, ?, ?, ?, ?, '2026-11-01T12:00:00+00:00')",
@@ -348,7 +348,7 @@ async def test_restart_finishes_effects_a_moderator_asked_for_after_the_decision
     await p.drain()
     await p.stop()
     assert [e.kind for _, e in sink.executed] == [EffectKind.TIMEOUT]
-    stored = await store.get_case(case.id)
+    stored = await store.cases.get(case.id)
     assert stored is not None
     assert [r.outcome for r in stored.effects] == [EffectOutcome.INTERRUPTED, EffectOutcome.DONE]
     assert await store.cases_with_unfinished_effects() == []
@@ -357,7 +357,7 @@ async def test_restart_finishes_effects_a_moderator_asked_for_after_the_decision
 async def test_messages_submitted_before_start_are_decided_once(
     store: SqliteStore, classifier: ScriptedClassifier, sink: RecordingSink
 ) -> None:
-    await store.add_policy_version("s1", "harassment", "policy text", "", "test")
+    await add_policy(store, "s1", "harassment", "policy text")
     p = ModerationPipeline(store, classifier, {"console": sink}, workers=2)
     for i in range(40):  # more than the workers, as a gateway's backlog at start-up would be
         await p.submit(make_message(f"m{i}", f"text {i} idiot"))

@@ -4,7 +4,14 @@ import re
 
 import pytest
 
-from bot.sanitise import defuse_mentions, neutralise_control_tokens, normalise_for_repeats, safe_echo, truncate
+from bot.sanitise import (
+    defuse_mentions,
+    neutralise_control_tokens,
+    normalise_for_repeats,
+    safe_echo,
+    safe_inline,
+    truncate,
+)
 
 HARMONY = ["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|return|>", "<|call|>", "<|constrain|>"]
 
@@ -65,3 +72,39 @@ def test_truncate_respects_limit_and_marks_it() -> None:
 def test_repeat_normalisation_folds_case_space_and_invisibles() -> None:
     assert normalise_for_repeats("FREE  Nitro\u200b here\n") == normalise_for_repeats("free nitro here")
     assert normalise_for_repeats("ｆｒｅｅ") == "free"  # fullwidth letters (NFKC)
+
+
+@pytest.mark.parametrize(
+    ("text", "forbidden"),
+    [
+        ("plain @channel look", "@channel"),
+        ("group <!subteam^S1|@admins>", "@admins"),
+        ("<https://evil.example|https://bank.example>", "<https://evil.example|"),
+        ("[free nitro](https://evil.example)", "]("),
+        ("```\n```\n**Decision: dismissed**", "```"),
+    ],
+)
+def test_echoed_text_cannot_link_or_break_out(text: str, forbidden: str) -> None:
+    out = safe_echo(text, 500)
+    assert forbidden not in out
+    assert out.replace("\u200b", "") == text
+
+
+def test_an_email_address_is_not_a_mention() -> None:
+    assert safe_echo("write to a@b.example", 100) == "write to a@b.example"
+
+
+def test_echo_removes_what_rewrites_a_terminal_or_reorders_a_line() -> None:
+    out = safe_echo("\x1b[2Jcleared\rover \u202eevil\u2066x\u2069 \x85", 100)
+    assert "\x1b" not in out and "\r" not in out and "\x85" not in out
+    assert "\u202e" not in out and "\u2066" not in out
+    assert "cleared" in out and "evil" in out
+
+
+def test_echo_makes_invalid_text_valid() -> None:
+    safe_echo("bad \ud800 and \x00", 100).encode("utf-8")
+
+
+def test_inline_echo_keeps_to_one_line() -> None:
+    assert safe_inline('m1\n{"id": "forged"}\r\n\u2028x\ty', 100) == 'm1 {"id": "forged"} x y'
+    assert len(safe_inline("9" * 1000, 20)) == 20

@@ -1,4 +1,8 @@
-"""The `modbot` command: classify, replay, export, and (in sibling modules) administer."""
+"""The `modbot` command: classify, replay, export, status; `main` gathers the command modules.
+
+Each command imports what it needs when it runs, so that `modbot --help` and `modbot check`
+stay quick to start.
+"""
 
 from __future__ import annotations
 
@@ -8,62 +12,30 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from tqdm import tqdm
 
-from adapters.console._groups import policy_app
-from adapters.console.mapping import (
-    ReplayLineError,
-    export_record,
-    message_from_line,
-    parse_replay_line,
-    readable_line,
-    replay_record,
-)
-from adapters.console.render import verdict_line
-from adapters.console.sink import ConsoleEffectSink
-from bot.bootstrap import bootstrap, build_classifier, configure_logging
-from bot.classifier import ClassificationRequest, ModelRequestRejected, ModelUnavailable, RetryPolicy
-from bot.domain import Author, Case, Effort, Message
-from bot.policy_format import PolicyDocument, PolicyFormatError
-from bot.policy_library import as_policy, install_policies, library_files, load_policies
-from bot.settings import ModbotSettings
-from bot.store import SqliteStore
+from adapters.console.options import DbOption, EffortChoice, JsonOption, app, fail, load_settings, quick_retry, with_app
 
-app = typer.Typer(
-    name="modbot",
-    help="Moderation bot judged by a local gpt-oss-safeguard model against your own policies.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+if TYPE_CHECKING:
+    from bot.app import ModbotApp
+    from bot.domain import Case, Effort, Message
+    from bot.policy_format import PolicyDocument
+    from bot.settings import ModbotSettings
 
-app.add_typer(policy_app, name="policy")
+__all__ = ["app", "main"]
 
 PolicyOption = Annotated[
     list[Path] | None,
     typer.Option("--policy", "-p", help="Policy file (repeatable). Default: every file in policies/."),
 ]
-DbOption = Annotated[Path | None, typer.Option("--db", help="SQLite file. Default: $MODBOT_DB or modbot.db.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="JSON lines instead of readable text.")]
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"modbot: {message}", err=True)
-    return typer.Exit(code)
-
-
-def load_settings(db: Path | None = None) -> ModbotSettings:
-    settings = ModbotSettings()
-    if db is not None:
-        settings = settings.model_copy(update={"db": db})
-    configure_logging(settings.log_level)
-    return settings
 
 
 def policy_documents(settings: ModbotSettings, files: list[Path] | None) -> list[PolicyDocument]:
+    from bot.policy_format import PolicyFormatError
+    from bot.policy_library import library_files, load_policies
+
     paths = files or library_files(settings.policy_dir)
     if not paths:
         raise fail(f"no policy files: none given with --policy and none in {settings.policy_dir}")
@@ -85,21 +57,29 @@ def policy_documents(settings: ModbotSettings, files: list[Path] | None) -> list
 def check(
     text: Annotated[str, typer.Argument(help="The message to classify.")],
     policy: PolicyOption = None,
-    effort: Annotated[Effort, typer.Option(help="Reasoning effort.")] = Effort.LOW,
+    effort: Annotated[EffortChoice, typer.Option(help="Reasoning effort.")] = EffortChoice.LOW,
     as_json: JsonOption = False,
 ) -> None:
     """Classify one text against policies and print each policy's verdict."""
+    from bot.domain import Effort
+
     settings = load_settings()
     docs = policy_documents(settings, policy)
-    code = asyncio.run(_check(settings, docs, text, effort, as_json))
+    code = asyncio.run(_check(settings, docs, text, Effort(effort.value), as_json))
     raise typer.Exit(code)
 
 
 async def _check(settings: ModbotSettings, docs: list[PolicyDocument], text: str, effort: Effort, as_json: bool) -> int:
+    from adapters.console.render import verdict_line
+    from bot.bootstrap import build_classifier
+    from bot.classifier import ClassificationRequest, ModelRequestRejected, ModelUnavailable
+    from bot.domain import Author, Message
+    from bot.policy_library import as_policy
+
     # One command, one answer: the operator gets a single line if the model can't be had,
     # not a warning per retry.
     logging.getLogger("bot.classifier").setLevel(logging.ERROR)
-    classifier = build_classifier(settings, RetryPolicy(max_attempts=3, initial_seconds=0.5, max_seconds=4))
+    classifier = build_classifier(settings, quick_retry())
     message = Message(
         platform="console",
         server_id="cli",
@@ -137,6 +117,8 @@ def replay(
     quiet_effects: Annotated[bool, typer.Option("--quiet-effects", help="Do not print effects.")] = False,
 ) -> None:
     """Run a file of messages through the whole pipeline; effects are printed, not executed."""
+    from adapters.console.mapping import ReplayLineError, message_from_line, parse_replay_line
+
     settings = load_settings(db)
     try:
         raw_lines = file.read_text(encoding="utf-8").splitlines()
@@ -175,10 +157,22 @@ async def _replay(
     explicit_policies: bool,
     print_effects: bool,
 ) -> None:
-    sink = ConsoleEffectSink(enabled=print_effects)  # stderr: stdout stays one line per message
-    app_ = await bootstrap(settings, {"console": sink})
-    progress = tqdm(total=len(messages), file=sys.stderr, unit="msg", disable=len(messages) < 20, mininterval=0.5)
+    from tqdm import tqdm
 
+    from adapters.console.mapping import readable_line, replay_record
+    from adapters.console.sink import ConsoleAdapter
+    from adapters.launcher import declared_capabilities
+    from bot.bootstrap import bootstrap
+    from bot.policy_library import install_policies
+
+    # stderr: stdout stays one line per message. Replay is not a running bot: no jobs.
+    modbot = await bootstrap(
+        settings,
+        {"console": ConsoleAdapter(enabled=print_effects)},
+        capabilities=declared_capabilities(),
+        run_jobs=False,
+    )
+    progress = tqdm(total=len(messages), file=sys.stderr, unit="msg", disable=len(messages) < 20, mininterval=0.5)
     printed: set[tuple[str, str, str]] = set()
 
     def emit(case: Case) -> None:
@@ -189,27 +183,27 @@ async def _replay(
         progress.update(1)
 
     try:
-        for server_id in dict.fromkeys(m.server_id for m in messages):
-            if explicit_policies or not await app_.store.live_policies(server_id):
-                await install_policies(app_.store, server_id, docs, actor="modbot replay")
-        app_.pipeline.observers.append(emit)
-        await app_.pipeline.start()
-        for message in messages:
-            if await app_.pipeline.submit(message):
-                continue
-            # Seen by an earlier run. Still open: start() resumed it, and it is printed when
-            # finished. Done: it is shown from its case, not decided again.
-            if await app_.store.queue_state(*message.key) == "done":
-                case = await app_.store.case_for_message(*message.key)
-                if case is not None:
-                    emit(case)
-        await app_.pipeline.drain()
+        for platform, server_id in dict.fromkeys((m.platform, m.server_id) for m in messages):
+            if explicit_policies or not await modbot.store.policies.live(platform, server_id):
+                await install_policies(modbot.store, platform, server_id, docs, actor="modbot replay")
+        modbot.pipeline.observers.append(emit)
+        async with modbot:
+            for message in messages:
+                if await modbot.pipeline.submit(message):
+                    continue
+                # Seen by an earlier run. Still open: start() resumed it, and it is printed when
+                # finished. Done: it is shown from its case, not decided again.
+                if await modbot.store.queue_state(*message.key) == "done":
+                    case = await modbot.store.cases.for_message(*message.key)
+                    if case is not None:
+                        emit(case)
+            await modbot.pipeline.drain()
     finally:
         progress.close()
-        await app_.aclose()
+        await modbot.aclose()
 
 
-# ---------------------------------------------------------------- export
+# ---------------------------------------------------------------- export and status
 
 
 @app.command()
@@ -224,27 +218,35 @@ def export(
         ),
     ] = False,
 ) -> None:
-    """Every case as JSON lines (or, with --labels, every human decision)."""
+    """Every case of every server as JSON lines (or, with --labels, every human decision)."""
     settings = load_settings(db)
     if not settings.db.exists():
         raise fail(f"no database at {settings.db}: pass --db or set MODBOT_DB")
-    asyncio.run(_export(settings.db, labels))
 
+    async def go(modbot: ModbotApp) -> None:
+        from adapters.console.mapping import export_record
 
-async def _export(db: Path, labels: bool = False) -> None:
-    from bot.workflow import export_labels
-
-    store = await SqliteStore.open(db)
-    try:
         if labels:
-            async for label in export_labels(store):
+            async for label in modbot.labels.export_every_server():
                 typer.echo(json.dumps(label, ensure_ascii=False))
             return
-        async for case in store.iter_cases():
-            record: dict[str, Any] = export_record(case)
-            typer.echo(json.dumps(record, ensure_ascii=False))
-    finally:
-        await store.close()
+        async for case in modbot.store.cases.every():
+            typer.echo(json.dumps(export_record(case), ensure_ascii=False))
+
+    with_app(db, go)
+
+
+@app.command()
+def status(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """The queue, the database's size, the model's health as last probed, and each platform's limits."""
+    settings = load_settings(db)
+    if not settings.db.exists():
+        raise fail(f"no database at {settings.db}: pass --db or set MODBOT_DB")
+    report = with_app(db, lambda modbot: modbot.status.report())
+    if as_json:
+        typer.echo(json.dumps(report.model_dump(mode="json"), ensure_ascii=False))
+    else:
+        typer.echo("\n".join(report.lines()))
 
 
 def main() -> None:

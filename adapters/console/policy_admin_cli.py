@@ -5,28 +5,28 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adapters.console._groups import policy_app
-from adapters.console.cli import DbOption, fail, load_settings
-from adapters.console.render import verdict_line
-from adapters.console.workflow_cli import (
+from adapters.console.options import (
+    PLATFORM,
     ActorOption,
     AdminOption,
+    DbOption,
     PlatformOption,
     RoleOption,
     ServerOption,
+    fail,
+    load_settings,
     make_actor,
-    run_with_store,
+    operator,
+    policy_app,
+    with_app,
 )
-from bot.bootstrap import build_classifier
-from bot.classifier import RetryPolicy
-from bot.domain import Mode
-from bot.sanitise import safe_echo
-from bot.store import SqliteStore
-from bot.workflow import PolicyAdmin, PreviewReport, apply_draft, preview_draft, templates
+
+if TYPE_CHECKING:
+    from bot.workflow import PreviewReport
 
 __all__ = ["policy_app"]
 
@@ -49,13 +49,13 @@ def policy_set(
     name: Annotated[str | None, typer.Option("--name", "-n", help="Default: the file's front matter name.")] = None,
     admin: AdminOption = False,
     role: RoleOption = None,
-    platform: PlatformOption = "console",
+    platform: PlatformOption = PLATFORM,
     db: DbOption = None,
 ) -> None:
     """Validate a policy file and store it as the policy's next version (live at once)."""
-    who = make_actor(actor, admin, role)
+    who = make_actor(actor, admin, role, platform, server)
     text = _read(file)
-    result = run_with_store(db, lambda s: PolicyAdmin(s).set(platform, server, text, who, name=name, source=str(file)))
+    result = with_app(db, lambda m: m.policies.set(who, text, name=name, source=str(file)))
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
     p = result.policy
@@ -71,20 +71,29 @@ def policy_show(
     server: ServerOption,
     name: NameOption,
     version: Annotated[int | None, typer.Option("--version", "-v", help="Default: the live version.")] = None,
+    platform: PlatformOption = PLATFORM,
     db: DbOption = None,
 ) -> None:
-    """Print a policy's text (the live version, or --version)."""
-    policy = run_with_store(db, lambda s: PolicyAdmin(s).show(server, name, version))
-    typer.echo(f"# {policy.name} v{policy.version} by {policy.author or '?'} at {policy.created_at:%Y-%m-%d %H:%M} UTC")
+    """Print a policy's text (the live version, or --version) and its author notice."""
+    policy = with_app(db, lambda m: m.policies.show(operator(platform, server), name, version))
+    flags = f", sensitive: {str(policy.sensitive).lower()}, author_notice: {policy.author_notice.value}"
+    typer.echo(
+        f"# {policy.name} v{policy.version} by {policy.author or '?'} at {policy.created_at:%Y-%m-%d %H:%M} UTC{flags}"
+    )
     typer.echo(policy.text, nl=False)
+    if policy.notice_text:
+        typer.echo(f"\n## AUTHOR NOTICE (not sent to the model)\n{policy.notice_text}")
 
 
 @policy_app.command("list")
 def policy_list(
-    server: ServerOption, as_json: Annotated[bool, typer.Option("--json")] = False, db: DbOption = None
+    server: ServerOption,
+    platform: PlatformOption = PLATFORM,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    db: DbOption = None,
 ) -> None:
     """The server's policies: live version, on or off, mode."""
-    states = run_with_store(db, lambda s: PolicyAdmin(s).list_policies(server))
+    states = with_app(db, lambda m: m.policies.list_policies(operator(platform, server)))
     for st in states:
         mode = st.mode.value if st.mode else "server's mode"
         if as_json:
@@ -107,9 +116,11 @@ def policy_list(
 
 
 @policy_app.command("history")
-def policy_history(server: ServerOption, name: NameOption, db: DbOption = None) -> None:
+def policy_history(
+    server: ServerOption, name: NameOption, platform: PlatformOption = PLATFORM, db: DbOption = None
+) -> None:
     """Every version of a policy, and every change to it (who, when, from what to what)."""
-    history = run_with_store(db, lambda s: PolicyAdmin(s).history(server, name))
+    history = with_app(db, lambda m: m.policies.history(operator(platform, server), name))
     for p in history.versions:
         typer.echo(f"v{p.version} {p.created_at:%Y-%m-%d %H:%M} UTC by {p.author or '?'}")
     typer.echo("changes:")
@@ -123,10 +134,12 @@ def policy_diff(
     name: NameOption,
     old: Annotated[int, typer.Argument(help="The older version.")],
     new: Annotated[int, typer.Argument(help="The newer version.")],
+    platform: PlatformOption = PLATFORM,
     db: DbOption = None,
 ) -> None:
-    """A unified diff between two versions of a policy."""
-    typer.echo(run_with_store(db, lambda s: PolicyAdmin(s).diff(server, name, old, new)) or "(no difference)", nl=False)
+    """A unified diff between two versions of a policy (its text, author notice and switches)."""
+    diff = with_app(db, lambda m: m.policies.diff(operator(platform, server), name, old, new))
+    typer.echo(diff or "(no difference)", nl=False)
 
 
 @policy_app.command("rollback")
@@ -137,12 +150,12 @@ def policy_rollback(
     to: Annotated[int, typer.Option("--to", help="The version whose text becomes live again.")],
     admin: AdminOption = False,
     role: RoleOption = None,
-    platform: PlatformOption = "console",
+    platform: PlatformOption = PLATFORM,
     db: DbOption = None,
 ) -> None:
     """Make an earlier version's text live again, as a new version."""
-    who = make_actor(actor, admin, role)
-    policy = run_with_store(db, lambda s: PolicyAdmin(s).rollback(platform, server, name, to, who))
+    who = make_actor(actor, admin, role, platform, server)
+    policy = with_app(db, lambda m: m.policies.rollback(who, name, to))
     typer.echo(f"{name}: v{policy.version} is the text of v{to}")
 
 
@@ -153,12 +166,12 @@ def policy_enable(
     actor: ActorOption,
     admin: AdminOption = False,
     role: RoleOption = None,
-    platform: PlatformOption = "console",
+    platform: PlatformOption = PLATFORM,
     db: DbOption = None,
 ) -> None:
     """Turn a policy on."""
-    who = make_actor(actor, admin, role)
-    run_with_store(db, lambda s: PolicyAdmin(s).enable(platform, server, name, who))
+    who = make_actor(actor, admin, role, platform, server)
+    with_app(db, lambda m: m.policies.enable(who, name))
     typer.echo(f"{name}: enabled")
 
 
@@ -169,12 +182,12 @@ def policy_disable(
     actor: ActorOption,
     admin: AdminOption = False,
     role: RoleOption = None,
-    platform: PlatformOption = "console",
+    platform: PlatformOption = PLATFORM,
     db: DbOption = None,
 ) -> None:
     """Turn a policy off (its versions stay)."""
-    who = make_actor(actor, admin, role)
-    run_with_store(db, lambda s: PolicyAdmin(s).disable(platform, server, name, who))
+    who = make_actor(actor, admin, role, platform, server)
+    with_app(db, lambda m: m.policies.disable(who, name))
     typer.echo(f"{name}: disabled")
 
 
@@ -192,13 +205,15 @@ def policy_mode(
     actor: ActorOption,
     admin: AdminOption = False,
     role: RoleOption = None,
-    platform: PlatformOption = "console",
+    platform: PlatformOption = PLATFORM,
     db: DbOption = None,
 ) -> None:
     """Enforce a policy, run it in shadow mode (effects recorded, not carried out), or follow the server."""
-    who = make_actor(actor, admin, role)
+    from bot.domain import Mode
+
+    who = make_actor(actor, admin, role, platform, server)
     chosen = None if mode is ModeChoice.INHERIT else Mode(mode.value)
-    run_with_store(db, lambda s: PolicyAdmin(s).set_mode(platform, server, name, chosen, who))
+    with_app(db, lambda m: m.policies.set_mode(who, name, chosen))
     typer.echo(f"{name}: mode {mode.value}")
 
 
@@ -206,6 +221,9 @@ def policy_mode(
 
 
 def preview_text(report: PreviewReport) -> str:
+    from adapters.console.render import verdict_line
+    from bot.sanitise import safe_echo
+
     against = f"v{report.base_version}" if report.base_version else "no live version"
     lines = [
         f"draft {report.draft_id} of {report.name} (against {against}) on the last {report.examined} retained "
@@ -233,25 +251,14 @@ def policy_preview(
     last: Annotated[int, typer.Option("--last", help="How many recent retained messages to re-judge.")] = 100,
     admin: AdminOption = False,
     role: RoleOption = None,
-    platform: PlatformOption = "console",
+    platform: PlatformOption = PLATFORM,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     db: DbOption = None,
 ) -> None:
     """Judge the server's recent messages with a draft and show which decisions would change."""
-    who = make_actor(actor, admin, role)
+    who = make_actor(actor, admin, role, platform, server)
     text = _read(file)
-    settings = load_settings(db)
-
-    async def work(store: SqliteStore) -> PreviewReport:
-        classifier = build_classifier(settings, RetryPolicy(max_attempts=3, initial_seconds=0.5, max_seconds=4))
-        try:
-            return await preview_draft(
-                store, classifier, platform, server, text, who, name=name, last=last, source=str(file)
-            )
-        finally:
-            await classifier.aclose()
-
-    report = run_with_store(db, work)
+    report = with_app(db, lambda m: m.preview.preview(who, text, name=name, last=last, source=str(file)))
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(json.dumps(report.model_dump(mode="json"), ensure_ascii=False) if as_json else preview_text(report))
@@ -264,12 +271,12 @@ def policy_apply(
     actor: ActorOption,
     admin: AdminOption = False,
     role: RoleOption = None,
-    platform: PlatformOption = "console",
+    platform: PlatformOption = PLATFORM,
     db: DbOption = None,
 ) -> None:
     """Make a previewed draft live (refused if the policy changed since the preview)."""
-    who = make_actor(actor, admin, role)
-    policy = run_with_store(db, lambda s: apply_draft(s, platform, server, draft, who))
+    who = make_actor(actor, admin, role, platform, server)
+    policy = with_app(db, lambda m: m.preview.apply(who, draft))
     typer.echo(f"{policy.name}: draft {draft} is live as v{policy.version}")
 
 
@@ -281,6 +288,8 @@ def policy_templates(
     policy_dir: Annotated[Path | None, typer.Option("--dir", help="Default: the policy library.")] = None,
 ) -> None:
     """The library's policies a new server can start from."""
+    from bot.workflow import templates
+
     directory = policy_dir or load_settings().policy_dir
     for t in templates(directory):
         typer.echo(f"{t.name} (~{t.tokens} tokens): {t.description}")
@@ -293,13 +302,13 @@ def policy_install(
     actor: ActorOption,
     admin: AdminOption = False,
     role: RoleOption = None,
-    platform: PlatformOption = "console",
+    platform: PlatformOption = PLATFORM,
     policy_dir: Annotated[Path | None, typer.Option("--dir", help="Default: the policy library.")] = None,
     db: DbOption = None,
 ) -> None:
     """Start a server with the library policies you pick (a new version only where the text differs)."""
-    who = make_actor(actor, admin, role)
+    who = make_actor(actor, admin, role, platform, server)
     directory = policy_dir or load_settings(db).policy_dir
-    installed = run_with_store(db, lambda s: PolicyAdmin(s).install_templates(platform, server, names, who, directory))
+    installed = with_app(db, lambda m: m.policies.install_templates(who, names, directory))
     for p in installed:
         typer.echo(f"{p.name} v{p.version} on {server}")

@@ -8,47 +8,41 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from tqdm import tqdm
 
-from adapters.console._groups import policy_app
-from adapters.console.cli import app, fail, load_settings
-from bot.bootstrap import build_classifier
-from bot.classifier import ModelClassifier, ModelRequestRejected, ModelUnavailable, RetryPolicy
-from bot.domain import Effort
-from bot.evaluation import (
-    DatasetError,
-    DatasetKind,
-    EvaluationInterrupted,
-    ResultsFile,
-    ResultsMismatch,
-    RunSpec,
-    cases_path_for,
-    dataset_kind,
-    evaluation_lines,
-    lint_policy_files,
-    load_cases,
-    load_dataset,
-    parse_labels,
-    policy_test_lines,
-    run_evaluation,
-    run_policy_test,
-    shadow_report,
+from adapters.console.options import (
+    PLATFORM,
+    EffortChoice,
+    PlatformOption,
+    app,
+    fail,
+    load_settings,
+    operator,
+    policy_app,
+    with_app,
 )
-from bot.policy_format import PolicyDocument, PolicyFormatError, load_policy_file
-from bot.settings import ModbotSettings
-from bot.store import SqliteStore
+
+if TYPE_CHECKING:
+    from bot.classifier import ModelClassifier, RetryPolicy
+    from bot.evaluation import RunSpec
+    from bot.policy_format import PolicyDocument
+    from bot.settings import ModbotSettings
 
 __all__ = ["app", "policy_app"]
 
-# A long evaluation outlives a model server hiccup (a 503 from a full queue, a restart),
-# but not a server that stays down: then it stops, saved, and a rerun resumes it.
-EVAL_RETRY = RetryPolicy(max_attempts=6, initial_seconds=1.0, max_seconds=30.0)
+
+def eval_retry() -> RetryPolicy:
+    """A long evaluation outlives a model server hiccup (a 503 from a full queue, a restart),
+    but not a server that stays down: then it stops, saved, and a rerun resumes it."""
+    from bot.classifier import RetryPolicy
+
+    return RetryPolicy(max_attempts=6, initial_seconds=1.0, max_seconds=30.0)
+
 
 EffortOption = Annotated[
-    Effort | None, typer.Option("--effort", help="Reasoning effort. Default: $MODBOT_DEFAULT_EFFORT (low).")
+    EffortChoice | None, typer.Option("--effort", help="Reasoning effort. Default: $MODBOT_DEFAULT_EFFORT (low).")
 ]
 ConcurrencyOption = Annotated[
     int | None,
@@ -62,9 +56,11 @@ class _Bar:
 
     def __init__(self, unit: str) -> None:
         self._unit = unit
-        self._bar: tqdm[None] | None = None
+        self._bar: Any = None
 
     def start(self, total: int, done: int) -> None:
+        from tqdm import tqdm
+
         self._bar = tqdm(
             total=total, initial=done, file=sys.stderr, unit=self._unit, mininterval=0.5, dynamic_ncols=True
         )
@@ -79,15 +75,19 @@ class _Bar:
 
 
 def _classifier(settings: ModbotSettings, model: str | None, concurrency: int | None) -> ModelClassifier:
+    from bot.bootstrap import build_classifier
+
     update: dict[str, object] = {}
     if model:
         update["model"] = model
     if concurrency:
         update["model_concurrency"] = concurrency
-    return build_classifier(settings.model_copy(update=update), EVAL_RETRY)
+    return build_classifier(settings.model_copy(update=update), eval_retry())
 
 
 def _policy(path: Path, option: str) -> PolicyDocument:
+    from bot.policy_format import PolicyFormatError, load_policy_file
+
     if not path.is_file():
         raise fail(f"{option} {path}: no such policy file")
     try:
@@ -108,6 +108,8 @@ def lint(
 
     Prints `file:line: severity: message` and each file's token estimate. Exit code 1 on errors.
     """
+    from bot.evaluation import lint_policy_files
+
     paths: list[Path] = []
     for given in files:
         paths.extend(sorted(given.glob("*.md")) if given.is_dir() else [given])
@@ -139,6 +141,10 @@ def policy_test(
 
     Exit code 1 when a case fails, 2 when the policy, the cases or the model cannot be used.
     """
+    from bot.classifier import ModelRequestRejected, ModelUnavailable
+    from bot.domain import Effort
+    from bot.evaluation import DatasetError, cases_path_for, load_cases, policy_test_lines, run_policy_test
+
     settings = load_settings()
     doc = _policy(file, "policy")
     cases_path = cases or cases_path_for(file)
@@ -149,7 +155,7 @@ def policy_test(
         raise fail(f"{exc}{hint}") from exc
     if not texts:
         raise fail(f"{cases_path} holds no cases")
-    chosen_effort = effort or settings.default_effort
+    chosen_effort = Effort(effort.value) if effort else settings.default_effort
     classifier = _classifier(settings, model, concurrency)
     bar = _Bar("case")
 
@@ -184,6 +190,9 @@ def policy_test(
 
 def _compare_spec(value: str, base: RunSpec) -> RunSpec:
     """`--compare high` compares efforts; anything else is a second policy file."""
+    from bot.domain import Effort
+    from bot.evaluation import RunSpec
+
     if value in {e.value for e in Effort}:
         effort = Effort(value)
         if effort is base.effort:
@@ -200,6 +209,8 @@ def _compare_spec(value: str, base: RunSpec) -> RunSpec:
 
 
 def _labels(labels: str | None, docs: list[PolicyDocument]) -> tuple[str, ...]:
+    from bot.evaluation import parse_labels
+
     if labels is not None:
         return parse_labels(labels)
     mapped = list(dict.fromkeys(doc.eval_labels for doc in docs))
@@ -233,9 +244,26 @@ def evaluate(
 
     Rows whose mapped labels are missing are excluded and counted, never taken as safe.
     """
+    from bot.domain import Effort
+    from bot.evaluation import (
+        DatasetError,
+        DatasetKind,
+        EvaluationInterrupted,
+        ResultsFile,
+        ResultsMismatch,
+        RunSpec,
+        dataset_kind,
+        evaluation_lines,
+        load_dataset,
+        parse_labels,
+        run_evaluation,
+    )
+
     settings = load_settings()
     doc = _policy(policy, "--policy")
-    base = RunSpec("A", doc, str(policy), model or settings.model, effort or settings.default_effort)
+    base = RunSpec(
+        "A", doc, str(policy), model or settings.model, Effort(effort.value) if effort else settings.default_effort
+    )
     specs = [base] if compare is None else [base, _compare_spec(compare, base)]
     try:
         if dataset_kind(dataset) is DatasetKind.OPENAI_MODERATION:
@@ -292,6 +320,7 @@ def parse_since(value: str, now: datetime) -> datetime:
 @app.command("report")
 def report(
     server: Annotated[str, typer.Option("--server", "-s", help="The server (guild or workspace) id.")],
+    platform: PlatformOption = PLATFORM,
     db: Annotated[Path | None, typer.Option("--db", help="SQLite file. Default: $MODBOT_DB or modbot.db.")] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Only cases decided since: 7d, 24h or an ISO date.")
@@ -303,16 +332,8 @@ def report(
     if not settings.db.exists():
         raise fail(f"no database at {settings.db}: pass --db or set MODBOT_DB")
     start = parse_since(since, datetime.now(UTC)) if since else None
-
-    async def go() -> None:
-        store = await SqliteStore.open(settings.db)
-        try:
-            shadow = await shadow_report(store, server, start)
-        finally:
-            await store.close()
-        if as_json:
-            typer.echo(json.dumps(shadow.to_json(), ensure_ascii=False, indent=1))
-        else:
-            typer.echo(shadow.text())
-
-    asyncio.run(go())
+    shadow = with_app(db, lambda m: m.reports.shadow(operator(platform, server), start))
+    if as_json:
+        typer.echo(json.dumps(shadow.to_json(), ensure_ascii=False, indent=1))
+    else:
+        typer.echo(shadow.text())

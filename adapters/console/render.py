@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 import typer
 
-from bot.domain import Case, EffectOutcome, EffectRecord, EffectResult, ServerSettings, Verdict
+from bot.domain import Case, EffectOutcome, EffectRecord, EffectResult, HumanDecision, ServerSettings, Verdict
+from bot.notices import AppealFiled, AppealReminder, AppealView, Digest, ModelOutage, ModelRecovered, Notice
 from bot.sanitise import safe_echo
-from bot.workflow import (
-    AppealFiled,
-    AppealReminder,
-    AppealView,
-    DecisionOutcome,
-    Digest,
-    HumanDecision,
-    ModelOutage,
-    ModelRecovered,
-    Notice,
-)
+
+if TYPE_CHECKING:
+    # Only named: `modbot check` shows verdicts without loading the workflow.
+    from bot.workflow.review import DecisionOutcome
 
 
 def echo_json(value: Any) -> None:
@@ -51,6 +45,7 @@ def case_text(case: Case, decisions: list[HumanDecision] | None = None) -> str:
     lines += [f"  effect {r.id}: {effect_line(r)}" for r in case.effects]
     lines += [
         f"  decision: {d.action.value} by {d.moderator_id} at {d.at:%Y-%m-%d %H:%M} UTC"
+        + (" (self-review by an admin)" if d.self_review else "")
         + (f": {safe_echo(d.note, 300)}" if d.note else "")
         for d in decisions or []
     ]
@@ -85,31 +80,44 @@ def appeal_text(view: AppealView) -> str:
 
 
 def notice_text(notice: Notice) -> str:
-    if isinstance(notice, AppealFiled):
-        return "new appeal\n" + appeal_text(notice.appeal)
-    if isinstance(notice, AppealReminder):
-        waiting = ", ".join(f"case {a.case_id} ({a.waiting_hours:g} h)" for a in notice.appeals)
-        return f"{len(notice.appeals)} appeal(s) waiting longer than {notice.limit_hours} h: {waiting}"
-    if isinstance(notice, Digest):
-        rate = f"{notice.overturn_rate:.0%}" if notice.overturn_rate is not None else "n/a"
-        latency = f"{notice.median_latency_ms:.0f} ms" if notice.median_latency_ms is not None else "n/a"
-        lines = [
-            f"digest for {notice.server_id}, {notice.period_start:%Y-%m-%d %H:%M} to {notice.period_end:%H:%M} UTC:"
-            f" {notice.messages} messages, {notice.flagged} flagged, {notice.confirmed} confirmed,"
-            f" {notice.dismissed} dismissed, {notice.appeals_filed} appeals filed, {notice.appeals_decided} decided"
-            f" ({notice.overturned} overturned, rate {rate}), median model latency {latency}"
-        ]
-        lines += [
-            f"  {c.policy}{' ' + c.rule_id if c.rule_id else ''}: {c.flags}"
-            for c in notice.by_policy
-            if c.rule_id is None or c.flags
-        ]
-        lines += [f"  {line}" for line in notice.shadow_evaluation]
-        return "\n".join(lines)
-    if isinstance(notice, ModelOutage):
-        return f"the model has not answered since {notice.since:%Y-%m-%d %H:%M} UTC: {notice.problem}"
-    assert isinstance(notice, ModelRecovered)
-    return f"the model answers again (outage from {notice.outage_started:%H:%M} to {notice.recovered_at:%H:%M} UTC)"
+    # Exhaustive: a new kind of notice is a mypy error here until the console can show it.
+    match notice:
+        case AppealFiled():
+            return "new appeal\n" + appeal_text(notice.appeal)
+        case AppealReminder():
+            waiting = ", ".join(f"case {a.case_id} ({a.waiting_hours:g} h)" for a in notice.appeals)
+            return f"{len(notice.appeals)} appeal(s) waiting longer than {notice.limit_hours} h: {waiting}"
+        case Digest():
+            return digest_text(notice)
+        case ModelOutage():
+            return (
+                f"the model has not answered since {notice.since:%Y-%m-%d %H:%M} UTC: {safe_echo(notice.problem, 300)}"
+            )
+        case ModelRecovered():
+            return (
+                f"the model answers again (outage from {notice.outage_started:%H:%M}"
+                f" to {notice.recovered_at:%H:%M} UTC)"
+            )
+        case _:
+            assert_never(notice)
+
+
+def digest_text(notice: Digest) -> str:
+    rate = f"{notice.overturn_rate:.0%}" if notice.overturn_rate is not None else "n/a"
+    latency = f"{notice.median_latency_ms:.0f} ms" if notice.median_latency_ms is not None else "n/a"
+    lines = [
+        f"digest for {notice.server_id}, {notice.period_start:%Y-%m-%d %H:%M} to {notice.period_end:%H:%M} UTC:"
+        f" {notice.messages} messages, {notice.flagged} flagged, {notice.confirmed} confirmed,"
+        f" {notice.dismissed} dismissed, {notice.appeals_filed} appeals filed, {notice.appeals_decided} decided"
+        f" ({notice.overturned} overturned, rate {rate}), median model latency {latency}"
+    ]
+    lines += [
+        f"  {c.policy}{' ' + c.rule_id if c.rule_id else ''}: {c.flags}"
+        for c in notice.by_policy
+        if c.rule_id is None or c.flags
+    ]
+    lines += [f"  {line}" for line in notice.shadow_evaluation]
+    return "\n".join(lines)
 
 
 class ConsoleModChannel:

@@ -1,11 +1,13 @@
-"""The console's effect sink: prints what would happen instead of doing it."""
+"""The console's adapter: effects and mod-channel notices are printed, never carried out."""
 
 from __future__ import annotations
 
 import sys
 from typing import TextIO
 
-from bot.domain import Effect, EffectContext, EffectKind, EffectOutcome, EffectResult
+from adapters.console.render import ConsoleModChannel
+from bot.domain import Effect, EffectContext, EffectKind, EffectOutcome, EffectResult, ServerSettings
+from bot.notices import Notice
 from bot.sanitise import safe_echo
 
 
@@ -24,9 +26,29 @@ class ConsoleEffectSink:
         case = context.case
         if self._enabled:
             minutes = f" {effect.timeout_minutes}min" if effect.timeout_minutes else ""
+            brief = context.policy(effect.policy)
+            # A sensitive policy's flag quotes nothing of the content, not even the model's rationale.
+            reason = (
+                "(sensitive: no excerpt)" if brief is not None and brief.sensitive else safe_echo(effect.reason, 200)
+            )
+            notice = f" notice={brief.author_notice.value}" if brief and effect.kind is EffectKind.NOTIFY_AUTHOR else ""
+            if effect.kind is EffectKind.UPDATE_FLAG:
+                notice = f" post={context.flag_reference} status={case.status.value} by={case.decided_by}"
             print(
                 f"[effect] case {case.id} {effect.kind.value}{minutes} policy={effect.policy}"
-                f" rules={','.join(effect.rule_ids)} reason={safe_echo(effect.reason, 200)!r}",
+                f" rules={','.join(effect.rule_ids)}{notice} reason={reason!r}",
                 file=self._out,
             )
-        return EffectResult(outcome=EffectOutcome.DONE, detail="printed by the console adapter")
+        reference = f"console/{case.id}" if effect.kind is EffectKind.FLAG else None
+        return EffectResult(outcome=EffectOutcome.DONE, detail="printed by the console adapter", reference=reference)
+
+
+class ConsoleAdapter(ConsoleEffectSink):
+    """The console's EffectSink and ModChannel in one object, as every platform adapter gives the core."""
+
+    def __init__(self, out: TextIO | None = None, enabled: bool = True, notices_as_json: bool = False) -> None:
+        super().__init__(out, enabled)
+        self.mod_channel = ConsoleModChannel(as_json=notices_as_json)
+
+    async def post(self, server: ServerSettings, notice: Notice) -> EffectResult:
+        return await self.mod_channel.post(server, notice)

@@ -1,88 +1,51 @@
-"""`modbot review`, `modbot appeal`, `modbot settings`, `modbot jobs`, `modbot audit`: thin over bot.workflow."""
+"""`modbot review`, `modbot appeal`, `modbot settings`, `modbot jobs`, `modbot audit`: thin over the app's services.
+
+Every command that acts names the server where the actor acts (--server), as every
+platform surface does: the core refuses a case, appeal, policy or setting of another server.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adapters.console.cli import DbOption, app, fail, load_settings
-from adapters.console.render import (
-    ConsoleModChannel,
-    appeal_text,
-    case_text,
-    echo_json,
-    outcome_text,
-)
-from adapters.console.sink import ConsoleEffectSink
-from bot.bootstrap import build_classifier
-from bot.classifier import RetryPolicy
-from bot.domain import Verdict
-from bot.store import SqliteStore
-from bot.workflow import (
-    JOB_NAMES,
-    Actor,
-    Appeals,
-    OllamaProbe,
-    Reviews,
-    WorkflowError,
-    WorkflowJobs,
-    show_settings,
-    update_settings,
+from adapters.console.options import (
+    PLATFORM,
+    ActorOption,
+    AdminOption,
+    DbOption,
+    JsonOption,
+    NoteOption,
+    PlatformOption,
+    RoleOption,
+    ServerOption,
+    app,
+    fail,
+    load_settings,
+    make_actor,
+    operator,
+    with_app,
 )
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from bot.app import ModbotApp
 
 review_app = typer.Typer(help="Review flagged cases: confirm (optionally delete or time out) or dismiss, once.")
 appeal_app = typer.Typer(help="Appeals: the author files one; moderators uphold or overturn it.")
 settings_app = typer.Typer(help="Show and change a server's settings (escalation, retention, digest, ...).")
-jobs_app = typer.Typer(help="The scheduled jobs: retention, appeal reminders, digest, model health.")
+jobs_app = typer.Typer(help="The scheduled jobs: retention, appeal reminders, digest, model health, waiting effects.")
 for _group, _name in ((review_app, "review"), (appeal_app, "appeal"), (settings_app, "settings"), (jobs_app, "jobs")):
     _group.info.no_args_is_help = True
     app.add_typer(_group, name=_name)
 
-ServerOption = Annotated[str, typer.Option("--server", "-s", help="The server (guild or workspace) id.")]
-PlatformOption = Annotated[str, typer.Option("--platform", help="The server's platform.")]
-ActorOption = Annotated[
-    str, typer.Option("--actor", "-a", envvar="MODBOT_ACTOR", help="Who is acting: a user id ($MODBOT_ACTOR).")
+CaseArgument = Annotated[str, typer.Argument(help="The case id.")]
+# Filing an appeal happens where the author is: in the server, or from a DM (no server).
+AppealServerOption = Annotated[
+    str | None, typer.Option("--server", "-s", help="The server the author acts in (omit: from a direct message).")
 ]
-AdminOption = Annotated[
-    bool,
-    typer.Option("--admin", "--moderator", help="The actor has admin rights on the server (vouched for by you)."),
-]
-RoleOption = Annotated[list[str] | None, typer.Option("--role", "--roles", help="A role of the actor (repeatable).")]
-NoteOption = Annotated[str, typer.Option("--note", help="Why: kept with the decision (up to 1,000 characters).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="JSON instead of readable text.")]
-
-
-def make_actor(actor: str, admin: bool, roles: list[str] | None) -> Actor:
-    return Actor(id=actor, roles=tuple(roles or ()), is_admin=admin)
-
-
-def run_with_store(db: Path | None, work: Callable[[SqliteStore], Awaitable[T]]) -> T:
-    """Open the store, run one service call, close; a refusal becomes a message and exit code 2."""
-    settings = load_settings(db)
-
-    async def go() -> T:
-        store = await SqliteStore.open(settings.db)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(go())
-    except WorkflowError as exc:
-        raise fail(str(exc)) from exc
-
-
-def console_sinks() -> dict[str, ConsoleEffectSink]:
-    return {"console": ConsoleEffectSink()}
 
 
 # ---------------------------------------------------------------- review
@@ -94,14 +57,16 @@ def review_list(
     actor: ActorOption,
     admin: AdminOption = False,
     role: RoleOption = None,
-    platform: PlatformOption = "console",
+    platform: PlatformOption = PLATFORM,
     limit: Annotated[int, typer.Option(help="At most this many cases.")] = 50,
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """Flagged cases awaiting a moderator, oldest first."""
-    who = make_actor(actor, admin, role)
-    cases = run_with_store(db, lambda s: Reviews(s, {}).open_cases(platform, server, who, limit))
+    from adapters.console.render import case_text
+
+    who = make_actor(actor, admin, role, platform, server)
+    cases = with_app(db, lambda m: m.reviews.open_cases(who, limit))
     for case in cases:
         typer.echo(json.dumps(case.model_dump(mode="json"), ensure_ascii=False) if as_json else case_text(case))
     if not cases and not as_json:
@@ -110,16 +75,20 @@ def review_list(
 
 @review_app.command("show")
 def review_show(
-    case_id: Annotated[str, typer.Argument(help="The case id.")],
+    case_id: CaseArgument,
+    server: ServerOption,
     actor: ActorOption,
     admin: AdminOption = False,
     role: RoleOption = None,
+    platform: PlatformOption = PLATFORM,
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """One case: message, verdicts (with reasoning in --json), effects and decisions."""
-    who = make_actor(actor, admin, role)
-    case, decisions = run_with_store(db, lambda s: Reviews(s, {}).show(case_id, who))
+    from adapters.console.render import case_text, echo_json
+
+    who = make_actor(actor, admin, role, platform, server)
+    case, decisions = with_app(db, lambda m: m.reviews.show(case_id, who))
     if as_json:
         echo_json({**case.model_dump(mode="json"), "decisions": [d.model_dump(mode="json") for d in decisions]})
     else:
@@ -128,67 +97,44 @@ def review_show(
 
 @review_app.command("confirm")
 def review_confirm(
-    case_id: Annotated[str, typer.Argument(help="The case id.")],
+    case_id: CaseArgument,
+    server: ServerOption,
     actor: ActorOption,
     admin: AdminOption = False,
     role: RoleOption = None,
+    platform: PlatformOption = PLATFORM,
     delete: Annotated[bool, typer.Option("--delete", help="Also delete the message.")] = False,
     timeout: Annotated[int | None, typer.Option("--timeout", help="Also time the author out, in minutes.")] = None,
     note: NoteOption = "",
     db: DbOption = None,
 ) -> None:
     """Confirm the case as a violation (a label, and a strike if the server has a ladder)."""
-    who = make_actor(actor, admin, role)
-    outcome = run_with_store(
-        db,
-        lambda s: Reviews(s, console_sinks()).confirm(case_id, who, delete=delete, timeout_minutes=timeout, note=note),
-    )
+    from adapters.console.render import outcome_text
+
+    who = make_actor(actor, admin, role, platform, server)
+    outcome = with_app(db, lambda m: m.reviews.confirm(case_id, who, delete=delete, timeout_minutes=timeout, note=note))
     typer.echo(outcome_text(outcome))
 
 
 @review_app.command("dismiss")
 def review_dismiss(
-    case_id: Annotated[str, typer.Argument(help="The case id.")],
+    case_id: CaseArgument,
+    server: ServerOption,
     actor: ActorOption,
     admin: AdminOption = False,
     role: RoleOption = None,
+    platform: PlatformOption = PLATFORM,
     note: NoteOption = "",
     db: DbOption = None,
 ) -> None:
     """Dismiss the case as a false positive (a label)."""
-    who = make_actor(actor, admin, role)
-    outcome = run_with_store(db, lambda s: Reviews(s, console_sinks()).dismiss(case_id, who, note=note))
-    typer.echo(outcome_text(outcome))
+    from adapters.console.render import outcome_text
+
+    who = make_actor(actor, admin, role, platform, server)
+    typer.echo(outcome_text(with_app(db, lambda m: m.reviews.dismiss(case_id, who, note=note))))
 
 
 # ---------------------------------------------------------------- appeals
-
-
-def _appeals(store: SqliteStore, with_model: bool = False) -> Appeals:
-    if with_model:
-        classifier = build_classifier(load_settings(), RetryPolicy(max_attempts=3, initial_seconds=0.5, max_seconds=4))
-        return Appeals(store, classifier, console_sinks(), ConsoleModChannel())
-    return Appeals(store, _NoModel(), console_sinks(), ConsoleModChannel())
-
-
-class _NoModel:
-    """For commands that never classify; calling it would be a bug."""
-
-    async def classify(self, request: object) -> Verdict:
-        raise RuntimeError("this command does not call the model")
-
-
-def _with_model(work: Callable[[Appeals], Awaitable[T]]) -> Callable[[SqliteStore], Awaitable[T]]:
-    async def go(store: SqliteStore) -> T:
-        appeals = _appeals(store, with_model=True)
-        try:
-            return await work(appeals)
-        finally:
-            close = getattr(appeals.classifier, "aclose", None)
-            if close is not None:
-                await close()
-
-    return go
 
 
 @appeal_app.command("file")
@@ -196,40 +142,50 @@ def appeal_file(
     case_id: Annotated[str, typer.Argument(help="The case id (from the bot's message to you).")],
     actor: ActorOption,
     statement: Annotated[str, typer.Option("--statement", help="Why the decision is wrong (≤ 1,000 characters).")],
+    server: AppealServerOption = None,
+    platform: PlatformOption = PLATFORM,
     db: DbOption = None,
 ) -> None:
     """Appeal a decision about your message, once. The model looks again at high effort."""
-    who = Actor(id=actor)
-    view = run_with_store(db, _with_model(lambda a: a.file(case_id, who, statement)))
-    typer.echo(appeal_text(view))
+    from adapters.console.render import appeal_text
+
+    who = make_actor(actor, False, None, platform, server)
+    typer.echo(appeal_text(with_app(db, lambda m: m.appeals.file(case_id, who, statement))))
 
 
 @appeal_app.command("second-opinion")
 def appeal_second_opinion(
-    case_id: Annotated[str, typer.Argument(help="The case id.")],
+    case_id: CaseArgument,
+    server: ServerOption,
     actor: ActorOption,
     admin: AdminOption = False,
     role: RoleOption = None,
+    platform: PlatformOption = PLATFORM,
     db: DbOption = None,
 ) -> None:
     """Ask the model again when an appeal has no second opinion (the model was down)."""
-    who = make_actor(actor, admin, role)
-    view = run_with_store(db, _with_model(lambda a: a.second_opinion(case_id, who)))
-    typer.echo(appeal_text(view))
+    from adapters.console.render import appeal_text
+
+    who = make_actor(actor, admin, role, platform, server)
+    typer.echo(appeal_text(with_app(db, lambda m: m.appeals.second_opinion(case_id, who))))
 
 
 @appeal_app.command("show")
 def appeal_show(
-    case_id: Annotated[str, typer.Argument(help="The case id.")],
+    case_id: CaseArgument,
+    server: ServerOption,
     actor: ActorOption,
     admin: AdminOption = False,
     role: RoleOption = None,
+    platform: PlatformOption = PLATFORM,
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """The appeal with the message, policy version, original rationale and the second opinion."""
-    who = make_actor(actor, admin, role)
-    view = run_with_store(db, lambda s: _appeals(s).view(case_id, who))
+    from adapters.console.render import appeal_text
+
+    who = make_actor(actor, admin, role, platform, server)
+    view = with_app(db, lambda m: m.appeals.view(case_id, who))
     typer.echo(json.dumps(view.model_dump(mode="json"), ensure_ascii=False) if as_json else appeal_text(view))
 
 
@@ -239,12 +195,14 @@ def appeal_list(
     actor: ActorOption,
     admin: AdminOption = False,
     role: RoleOption = None,
-    platform: PlatformOption = "console",
+    platform: PlatformOption = PLATFORM,
     db: DbOption = None,
 ) -> None:
     """Appeals waiting for a decision, oldest first."""
-    who = make_actor(actor, admin, role)
-    views = run_with_store(db, lambda s: _appeals(s).waiting(platform, server, who))
+    from adapters.console.render import appeal_text
+
+    who = make_actor(actor, admin, role, platform, server)
+    views = with_app(db, lambda m: m.appeals.waiting(who))
     for view in views:
         typer.echo(appeal_text(view))
     if not views:
@@ -253,30 +211,38 @@ def appeal_list(
 
 @appeal_app.command("uphold")
 def appeal_uphold(
-    case_id: Annotated[str, typer.Argument(help="The case id.")],
+    case_id: CaseArgument,
+    server: ServerOption,
     actor: ActorOption,
     admin: AdminOption = False,
     role: RoleOption = None,
+    platform: PlatformOption = PLATFORM,
     note: NoteOption = "",
     db: DbOption = None,
 ) -> None:
     """Uphold the decision; the author is told, with your note."""
-    who = make_actor(actor, admin, role)
-    typer.echo(outcome_text(run_with_store(db, lambda s: _appeals(s).uphold(case_id, who, note=note))))
+    from adapters.console.render import outcome_text
+
+    who = make_actor(actor, admin, role, platform, server)
+    typer.echo(outcome_text(with_app(db, lambda m: m.appeals.uphold(case_id, who, note=note))))
 
 
 @appeal_app.command("overturn")
 def appeal_overturn(
-    case_id: Annotated[str, typer.Argument(help="The case id.")],
+    case_id: CaseArgument,
+    server: ServerOption,
     actor: ActorOption,
     admin: AdminOption = False,
     role: RoleOption = None,
+    platform: PlatformOption = PLATFORM,
     note: NoteOption = "",
     db: DbOption = None,
 ) -> None:
     """Overturn: a false positive. A running timeout is lifted and the author is told."""
-    who = make_actor(actor, admin, role)
-    typer.echo(outcome_text(run_with_store(db, lambda s: _appeals(s).overturn(case_id, who, note=note))))
+    from adapters.console.render import outcome_text
+
+    who = make_actor(actor, admin, role, platform, server)
+    typer.echo(outcome_text(with_app(db, lambda m: m.appeals.overturn(case_id, who, note=note))))
 
 
 # ---------------------------------------------------------------- settings
@@ -297,9 +263,9 @@ def parse_assignments(pairs: list[str]) -> dict[str, object]:
 
 
 @settings_app.command("show")
-def settings_show(server: ServerOption, platform: PlatformOption = "console", db: DbOption = None) -> None:
+def settings_show(server: ServerOption, platform: PlatformOption = PLATFORM, db: DbOption = None) -> None:
     """The server's settings as JSON (defaults for a server nobody configured yet)."""
-    current = run_with_store(db, lambda s: show_settings(s, platform, server))
+    current = with_app(db, lambda m: m.server_settings.show(operator(platform, server)))
     typer.echo(json.dumps(current.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
 
@@ -310,30 +276,33 @@ def settings_set(
     assignments: Annotated[list[str], typer.Argument(help="KEY=VALUE pairs, VALUE as JSON where it parses.")],
     admin: AdminOption = False,
     role: RoleOption = None,
-    platform: PlatformOption = "console",
+    platform: PlatformOption = PLATFORM,
     db: DbOption = None,
 ) -> None:
     """Change settings; all or nothing, written to the audit log.
 
     Examples: retention_days=14, mod_channel_id=C123, moderator_role_ids='["mods"]',
     strike_ladder='{"enabled": true, "window_days": 30, "steps": [{"strikes": 3, "timeout_minutes": 1440}]}'.
+    An effect the server's platform cannot carry out (a timeout on Slack) is refused.
     """
-    who = make_actor(actor, admin, role)
+    who = make_actor(actor, admin, role, platform, server)
     changes = parse_assignments(assignments)
-    updated = run_with_store(db, lambda s: update_settings(s, platform, server, who, changes))
+    updated = with_app(db, lambda m: m.server_settings.update(who, changes))
     typer.echo(json.dumps(updated.model_dump(mode="json", include=set(changes)), ensure_ascii=False))
 
 
 @app.command("audit")
-def audit(server: ServerOption, as_json: JsonOption = False, db: DbOption = None) -> None:
-    """Every policy and settings change of a server: who, when, from what to what."""
-    entries = run_with_store(db, lambda s: s.audit_log(server))
+def audit(
+    server: ServerOption, platform: PlatformOption = PLATFORM, as_json: JsonOption = False, db: DbOption = None
+) -> None:
+    """Every policy and settings change of a server (and self-reviews): who, when, from what to what."""
+    entries = with_app(db, lambda m: m.policies.audit_log(operator(platform, server)))
     for e in entries:
         if as_json:
-            echo_json(e)
+            typer.echo(json.dumps(e.model_dump(mode="json", exclude={"platform", "server_id"}), ensure_ascii=False))
         else:
-            change = f"{e['before']} -> {e['after']}" if len(str(e["after"])) < 40 else "(see --json)"
-            typer.echo(f"{e['at']} {e['actor']} {e['action']} {e['subject']} {change}")
+            change = f"{e.before} -> {e.after}" if len(str(e.after)) < 40 else "(see --json)"
+            typer.echo(f"{e.at.isoformat()} {e.actor} {e.action} {e.subject} {change}")
 
 
 # ---------------------------------------------------------------- jobs
@@ -342,7 +311,8 @@ def audit(server: ServerOption, as_json: JsonOption = False, db: DbOption = None
 @jobs_app.command("run-once")
 def jobs_run_once(
     jobs: Annotated[
-        list[str] | None, typer.Argument(help=f"Jobs to run: {', '.join(JOB_NAMES)} (default: all).")
+        list[str] | None,
+        typer.Argument(help="Jobs to run: retention, reminders, digest, health, effects (default: all)."),
     ] = None,
     at: Annotated[
         datetime | None, typer.Option("--at", help="Run as if it were this UTC time (for scripts and tests).")
@@ -350,35 +320,52 @@ def jobs_run_once(
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
-    """Run scheduled jobs once now; notices go to the console's mod channel."""
+    """Run scheduled jobs once now; notices go to the console's mod channel (console servers only:
+    other platforms' notices are posted by the bot that runs them)."""
+    from bot.workflow import JOB_NAMES
+
     names = jobs or list(JOB_NAMES)
     unknown = [n for n in names if n not in JOB_NAMES]
     if unknown:
         raise fail(f"no job named {', '.join(unknown)}; jobs are {', '.join(JOB_NAMES)}")
     when = (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)) if at else None
     settings = load_settings(db)
-    channel = ConsoleModChannel(as_json=as_json)
 
-    async def work(store: SqliteStore) -> None:
-        probe = OllamaProbe(settings.normalised_host(), settings.model) if "health" in names else None
-        runner = WorkflowJobs(store, channel, probe, clock=(lambda: when) if when else (lambda: datetime.now(UTC)))
+    async def work(modbot: ModbotApp) -> None:
+        from dataclasses import replace
+
+        from adapters.console.sink import ConsoleAdapter
+        from bot.bootstrap import build_probe
+        from bot.platforms import PlatformRouter
+
+        probe = build_probe(settings) if "health" in names else None
+        router = PlatformRouter({PLATFORM: ConsoleAdapter(notices_as_json=as_json)}, modbot.catalog)
+        runner = replace(
+            modbot.jobs,
+            mod_channel=router,
+            probe=probe,
+            clock=(lambda: when) if when else (lambda: datetime.now(UTC)),
+        )
         try:
             for name in names:
                 result = await runner.run(name)
                 if not as_json:
                     typer.echo(f"{name}: {_summary(result)}")
         finally:
-            if probe is not None:
-                await probe.aclose()
+            close = getattr(probe, "aclose", None)
+            if close is not None:
+                await close()
 
-    run_with_store(db, work)
+    with_app(db, work)
 
 
 def _summary(result: object) -> str:
     if isinstance(result, dict):
-        return ", ".join(f"{k}: {v} texts purged" for k, v in result.items()) or "nothing to purge"
+        return ", ".join(f"{p}/{s}: {n} texts purged" for (p, s), n in result.items()) or "nothing to purge"
     if isinstance(result, list):
         return f"{len(result)} notice(s) posted"
+    if isinstance(result, int):
+        return f"{result} waiting effect(s) carried out"
     state = getattr(result, "state", None)
     if state is None:
         return "no probe"

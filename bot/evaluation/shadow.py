@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from bot.domain import DecisionAction, VerdictStatus
-from bot.store import SqliteStore
+from bot.store.ports import ModerationStore
 
 # How many rules the text rendering lists under "most false positives".
 TOP_RULES = 5
@@ -174,11 +173,6 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _parse_at(raw: str) -> datetime:
-    at = datetime.fromisoformat(raw)
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
-
-
 @dataclass
 class _Label:
     violation: bool
@@ -186,32 +180,32 @@ class _Label:
     order: int
 
 
-async def shadow_report(store: SqliteStore, server_id: str, since: datetime | None = None) -> ShadowReport:
+async def shadow_report(
+    store: ModerationStore, platform: str, server_id: str, since: datetime | None = None
+) -> ShadowReport:
     """Compare a server's human labels with the model's first-pass verdicts (not appeal opinions).
 
     With `since`, only cases whose latest human decision falls at or after it are counted.
     """
     if since is not None and since.tzinfo is None:
         raise ValueError("since must be timezone-aware")
-    rows = await store.fetchall("SELECT id, case_id, action, at FROM human_decisions WHERE server_id = ?", (server_id,))
     labels: dict[str, _Label] = {}
     upheld = overturned = 0
     latest_actions: dict[str, DecisionAction] = {}
-    for decision_id, case_id, action_raw, at_raw in rows:
-        action = DecisionAction(action_raw)
-        label = _Label(action.violation, _parse_at(at_raw), int(decision_id))
-        current = labels.get(case_id)
+    for decision in await store.decisions.for_server(platform, server_id):
+        label = _Label(decision.action.violation, decision.at, decision.id)
+        current = labels.get(decision.case_id)
         # The latest decision wins: an appeal decided after the review replaces its label.
         if current is None or (label.at, label.order) > (current.at, current.order):
-            labels[case_id] = label
-            latest_actions[case_id] = action
+            labels[decision.case_id] = label
+            latest_actions[decision.case_id] = decision.action
     if since is not None:
         labels = {case_id: lab for case_id, lab in labels.items() if lab.at >= since}
     for case_id in labels:
         action = latest_actions[case_id]
         upheld += action is DecisionAction.UPHOLD
         overturned += action is DecisionAction.OVERTURN
-    verdicts = await _first_pass_verdicts(store, server_id, labels)
+    verdicts = await _first_pass_verdicts(store, labels)
     return _compare(server_id, since, labels, verdicts, upheld, overturned)
 
 
@@ -223,30 +217,15 @@ class _Verdict:
     rule_ids: tuple[str, ...]
 
 
-async def _first_pass_verdicts(
-    store: SqliteStore, server_id: str, labels: dict[str, _Label]
-) -> dict[str, dict[str, _Verdict]]:
-    if not labels:
-        return {}
-    rows = await store.fetchall(
-        "SELECT v.case_id, v.policy, v.status, v.violation, v.policy_category, v.rule_ids FROM verdicts v"
-        " JOIN cases c ON c.id = v.case_id"
-        " WHERE c.server_id = ? AND v.appeal_id IS NULL"
-        " AND v.case_id IN (SELECT case_id FROM human_decisions WHERE server_id = ?)"
-        " ORDER BY v.id",
-        (server_id, server_id),
-    )
+async def _first_pass_verdicts(store: ModerationStore, labels: dict[str, _Label]) -> dict[str, dict[str, _Verdict]]:
     verdicts: dict[str, dict[str, _Verdict]] = {}
-    for case_id, policy, status, violation, category, rule_ids_raw in rows:
-        if case_id not in labels:
-            continue
-        rule_ids = tuple(str(r) for r in json.loads(rule_ids_raw))
-        if not rule_ids and category:
-            rule_ids = (str(category),)
-        # A later first-pass verdict of the same policy (a re-run) replaces the earlier one.
-        verdicts.setdefault(case_id, {})[policy] = _Verdict(
-            policy, status == VerdictStatus.DECIDED.value, bool(violation), rule_ids
-        )
+    for case in await store.cases.get_many(list(labels)):
+        for v in case.verdicts:
+            rule_ids = v.rule_ids or ((v.policy_category,) if v.policy_category else ())
+            # A later first-pass verdict of the same policy (a re-run) replaces the earlier one.
+            verdicts.setdefault(case.id, {})[v.policy] = _Verdict(
+                v.policy, v.status is VerdictStatus.DECIDED, v.violation, rule_ids
+            )
     return verdicts
 
 

@@ -1,6 +1,5 @@
-"""Persistence: the SQLite store and its numbered migrations."""
+"""Persistence: the ports the core depends on (`bot.store.ports`) and the SQLite store (`bot.store.sqlite`).
 
-from bot.store._migrations import available_migrations, current_version, migrate
-from bot.store.sqlite import LivePolicy, QueueItem, SqliteStore
-
-__all__ = ["LivePolicy", "QueueItem", "SqliteStore", "available_migrations", "current_version", "migrate"]
+Nothing is imported here, so that the workflow can depend on the ports without loading
+aiosqlite: import `bot.store.sqlite` where the store is built.
+"""

@@ -1,12 +1,16 @@
-"""The embedded store on aiosqlite: one WAL-mode file holds the bot's whole state."""
+"""The embedded store on aiosqlite: one WAL-mode file holds the bot's whole state.
+
+It implements the Protocols of `bot.store.ports`; this is the only module with SQL in it
+(besides the migrations).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,11 +18,17 @@ from typing import Any
 import aiosqlite
 
 from bot.domain import (
+    Appeal,
+    AppealStatus,
+    AuthorHistory,
+    AuthorNotice,
     Case,
     CaseStatus,
+    DecisionAction,
     Effect,
     EffectOutcome,
     EffectRecord,
+    HumanDecision,
     Message,
     Mode,
     Policy,
@@ -28,28 +38,95 @@ from bot.domain import (
 )
 from bot.store._group_commit import GroupCommit
 from bot.store._migrations import migrate
+from bot.store.ports import (
+    AuditEntry,
+    CaseQuery,
+    DigestCounts,
+    Draft,
+    DuplicateAppeal,
+    DuplicateDecision,
+    HealthState,
+    LivePolicy,
+    PolicyContent,
+    QueueItem,
+    Stage,
+)
 
 Clock = Callable[[], datetime]
 
+# Re-exported for callers that built on the store module before the ports existed.
+__all__ = ["LivePolicy", "QueueItem", "SqliteStore"]
 
-@dataclass(frozen=True)
-class QueueItem:
-    id: int
-    message: Message
-    state: str
-    case_id: str | None
+_VERDICT_COLUMNS = (
+    "policy, policy_version, status, violation, policy_category, rule_ids, confidence, rationale, reasoning,"
+    " raw_output, model, effort, latency_ms, prompt_tokens, completion_tokens, reused"
+)
+_DECISION_COLUMNS = "id, case_id, platform, server_id, action, violation, moderator_id, note, at, self_review"
+_POLICY_COLUMNS = (
+    "platform, server_id, name, version, text, description, author, created_at, sensitive, author_notice, notice_text"
+)
+_DRAFT_COLUMNS = (
+    "id, platform, server_id, name, text, description, base_version, author, summary, created_at, applied_by,"
+    " applied_at, applied_version, sensitive, author_notice, notice_text"
+)
+_APPEAL_COLUMNS = (
+    "a.id, a.case_id, a.author_id, a.statement, a.status, a.decided_by, a.note, a.created_at, a.decided_at"
+)
+# A case counts as a strike once a person has said it violates.
+_STRIKE_STATUSES = (CaseStatus.CONFIRMED.value, CaseStatus.UPHELD.value)
+_FLAGGING = "(v.violation = 1 OR v.status = 'needs_review')"
 
 
-@dataclass(frozen=True)
-class LivePolicy:
-    """The newest version of a policy, with the switches that say how it runs."""
-
-    policy: Policy
-    enabled: bool
-    mode: Mode | None
+def _at(value: datetime) -> str:
+    return value.isoformat()
 
 
-class SqliteStore:
+def _when(raw: str | None) -> datetime | None:
+    return datetime.fromisoformat(raw) if raw else None
+
+
+class _Db:
+    """The connection as a repository uses it: bound to a unit of work, or a transaction per write."""
+
+    def __init__(self, store: SqliteStore, conn: aiosqlite.Connection | None) -> None:
+        self.store = store
+        self._tx_conn = conn
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._tx_conn is not None
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        return await self.store.fetchall(sql, params)
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+        return await self.store.fetchone(sql, params)
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self._tx_conn is not None:
+            yield self._tx_conn
+            return
+        async with self.store.raw_transaction() as conn:
+            yield conn
+
+
+class _Repositories:
+    """Every repository over one _Db (the store's, or a unit of work's)."""
+
+    def __init__(self, db: _Db) -> None:
+        self.cases = SqliteCases(db)
+        self.effects = SqliteEffects(db)
+        self.appeals = SqliteAppeals(db)
+        self.decisions = SqliteDecisions(db)
+        self.policies = SqlitePolicies(db)
+        self.settings = SqliteSettings(db)
+        self.audit = SqliteAudit(db)
+        self.jobs = SqliteJobMemory(db)
+        self.statistics = SqliteStatistics(db)
+
+
+class SqliteStore(_Repositories):
     """All reads and writes go through one connection; a lock keeps transactions whole."""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path, now: Clock) -> None:
@@ -57,9 +134,11 @@ class SqliteStore:
         self.path = path
         self.now = now
         self._tx_lock = asyncio.Lock()
-        self._intake = GroupCommit(self.transaction, self._write_intake)
-        self._decisions = GroupCommit(self.transaction, self._write_decisions)
-        self._outcomes = GroupCommit(self.transaction, self._write_outcomes)
+        self._intake = GroupCommit(self.raw_transaction, self._write_intake)
+        self._decisions = GroupCommit(self.raw_transaction, self._write_decisions)
+        self._outcomes = GroupCommit(self.raw_transaction, self._write_outcomes)
+        self._claims = GroupCommit(self.raw_transaction, self._write_claims)
+        super().__init__(_Db(self, None))
 
     @classmethod
     async def open(cls, path: Path | str, now: Clock = utcnow, busy_timeout_ms: int = 10_000) -> SqliteStore:
@@ -88,7 +167,8 @@ class SqliteStore:
         return self._conn
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def raw_transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One SQLite transaction on the connection (for this module, migrations and tests)."""
         async with self._tx_lock:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -97,6 +177,11 @@ class SqliteStore:
                 await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Repositories]:
+        async with self.raw_transaction() as conn:
+            yield _Repositories(_Db(self, conn))
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         async with self._conn.execute(sql, params) as cur:
@@ -108,6 +193,15 @@ class SqliteStore:
 
     def _ts(self) -> str:
         return self.now().isoformat()
+
+    async def size_bytes(self) -> int:
+        if str(self.path) == ":memory:":
+            return 0
+        files = [self.path, self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")]
+        return sum(f.stat().st_size for f in files if f.exists())
+
+    def describe(self) -> Mapping[str, Any]:
+        return {"kind": "sqlite", "path": str(self.path)}
 
     # ------------------------------------------------------------ queue
 
@@ -147,179 +241,6 @@ class SqliteStore:
         rows = await self.fetchall("SELECT state, COUNT(*) FROM queue GROUP BY state")
         return {r[0]: int(r[1]) for r in rows}
 
-    # ------------------------------------------------------------ settings
-
-    async def get_settings(self, server_id: str) -> ServerSettings | None:
-        row = await self.fetchone("SELECT settings FROM server_settings WHERE server_id = ?", (server_id,))
-        return ServerSettings.model_validate_json(row[0]) if row else None
-
-    async def put_settings(self, settings: ServerSettings, actor: str) -> None:
-        before = await self.get_settings(settings.server_id)
-        async with self.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO server_settings (server_id, platform, settings, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (server_id) DO UPDATE SET platform = excluded.platform,"
-                " settings = excluded.settings, updated_at = excluded.updated_at",
-                (settings.server_id, settings.platform, settings.model_dump_json(), self._ts()),
-            )
-            await self._audit(
-                conn,
-                settings.server_id,
-                actor,
-                "settings.set",
-                "settings",
-                before.model_dump_json() if before else None,
-                settings.model_dump_json(),
-            )
-
-    async def _audit(
-        self,
-        conn: aiosqlite.Connection,
-        server_id: str,
-        actor: str,
-        action: str,
-        subject: str,
-        before: str | None,
-        after: str | None,
-    ) -> None:
-        await conn.execute(
-            "INSERT INTO audit_log (server_id, actor, action, subject, before, after, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (server_id, actor, action, subject, before, after, self._ts()),
-        )
-
-    async def audit(
-        self,
-        server_id: str,
-        actor: str,
-        action: str,
-        subject: str,
-        before: str | None = None,
-        after: str | None = None,
-    ) -> None:
-        async with self.transaction() as conn:
-            await self._audit(conn, server_id, actor, action, subject, before, after)
-
-    async def audit_log(self, server_id: str) -> list[dict[str, Any]]:
-        rows = await self.fetchall(
-            "SELECT actor, action, subject, before, after, at FROM audit_log WHERE server_id = ? ORDER BY id",
-            (server_id,),
-        )
-        keys = ("actor", "action", "subject", "before", "after", "at")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
-
-    # ------------------------------------------------------------ policies
-
-    async def add_policy_version(
-        self, server_id: str, name: str, text: str, description: str, author: str, action: str = "policy.set"
-    ) -> Policy:
-        """Store a new version (never an overwrite) and audit the change, in one transaction."""
-        async with self.transaction() as conn:
-            async with conn.execute(
-                "SELECT COALESCE(MAX(version), 0) FROM policies WHERE server_id = ? AND name = ?", (server_id, name)
-            ) as cur:
-                row = await cur.fetchone()
-            previous = int(row[0]) if row else 0
-            policy = Policy(
-                server_id=server_id,
-                name=name,
-                version=previous + 1,
-                text=text,
-                description=description,
-                author=author,
-                created_at=self.now(),
-            )
-            await conn.execute(
-                "INSERT INTO policies (server_id, name, version, text, description, author, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (server_id, name, policy.version, text, description, author, policy.created_at.isoformat()),
-            )
-            await conn.execute(
-                "INSERT INTO policy_state (server_id, name) VALUES (?, ?) ON CONFLICT DO NOTHING", (server_id, name)
-            )
-            await self._audit(
-                conn,
-                server_id,
-                author,
-                action,
-                f"policy:{name}",
-                f"v{previous}" if previous else None,
-                f"v{policy.version}",
-            )
-        return policy
-
-    async def set_policy_switches(
-        self, server_id: str, name: str, actor: str, *, enabled: bool | None = None, mode: Mode | str | None = "keep"
-    ) -> None:
-        row = await self.fetchone(
-            "SELECT enabled, mode FROM policy_state WHERE server_id = ? AND name = ?", (server_id, name)
-        )
-        if row is None:
-            raise KeyError(f"server {server_id} has no policy named {name!r}")
-        new_enabled = bool(row[0]) if enabled is None else enabled
-        new_mode = row[1] if mode == "keep" else (mode.value if isinstance(mode, Mode) else None)
-        async with self.transaction() as conn:
-            await conn.execute(
-                "UPDATE policy_state SET enabled = ?, mode = ? WHERE server_id = ? AND name = ?",
-                (int(new_enabled), new_mode, server_id, name),
-            )
-            await self._audit(
-                conn,
-                server_id,
-                actor,
-                "policy.switch",
-                f"policy:{name}",
-                json.dumps({"enabled": bool(row[0]), "mode": row[1]}),
-                json.dumps({"enabled": new_enabled, "mode": new_mode}),
-            )
-
-    async def live_policies(self, server_id: str) -> list[LivePolicy]:
-        rows = await self.fetchall(
-            "SELECT p.server_id, p.name, p.version, p.text, p.description, p.author, p.created_at,"
-            " s.enabled, s.mode FROM policies p JOIN policy_state s USING (server_id, name)"
-            " WHERE p.server_id = ? AND p.version ="
-            " (SELECT MAX(version) FROM policies q WHERE q.server_id = p.server_id AND q.name = p.name)"
-            " ORDER BY p.name",
-            (server_id,),
-        )
-        return [
-            LivePolicy(
-                Policy(
-                    server_id=r[0],
-                    name=r[1],
-                    version=r[2],
-                    text=r[3],
-                    description=r[4],
-                    author=r[5],
-                    created_at=datetime.fromisoformat(r[6]),
-                    enabled=bool(r[7]),
-                ),
-                bool(r[7]),
-                Mode(r[8]) if r[8] else None,
-            )
-            for r in rows
-        ]
-
-    async def policy_versions(self, server_id: str, name: str) -> list[Policy]:
-        rows = await self.fetchall(
-            "SELECT version, text, description, author, created_at FROM policies"
-            " WHERE server_id = ? AND name = ? ORDER BY version",
-            (server_id, name),
-        )
-        return [
-            Policy(
-                server_id=server_id,
-                name=name,
-                version=r[0],
-                text=r[1],
-                description=r[2],
-                author=r[3],
-                created_at=datetime.fromisoformat(r[4]),
-            )
-            for r in rows
-        ]
-
-    # ------------------------------------------------------------ cases
-
     async def record_decision(self, queue_id: int, case: Case, effects: Sequence[tuple[Effect, EffectOutcome]]) -> None:
         """Write the case, its verdicts and effect intents, and advance the queue item.
 
@@ -353,7 +274,7 @@ class SqliteStore:
                 for _, case, _ in items
             ],
         )
-        await self._insert_verdicts(conn, [(case.id, v) for _, case, _ in items for v in case.verdicts], None)
+        await _insert_verdicts(conn, [(case.id, v) for _, case, _ in items for v in case.verdicts], None, ts)
         effect_rows = [
             (case.id, seq, effect.kind.value, effect.model_dump_json(), outcome.value, ts)
             for _, case, effects in items
@@ -375,77 +296,16 @@ class SqliteStore:
         )
         return [None] * len(items)
 
-    async def _insert_verdicts(
-        self, conn: aiosqlite.Connection, verdicts: Iterable[tuple[str, Verdict]], appeal_id: int | None
-    ) -> None:
-        ts = self._ts()
-        rows = [
-            (
-                case_id,
-                appeal_id,
-                v.policy,
-                v.policy_version,
-                v.status.value,
-                int(v.violation),
-                v.policy_category,
-                json.dumps(list(v.rule_ids)),
-                v.confidence.value,
-                v.rationale,
-                v.reasoning,
-                v.raw_output,
-                v.model,
-                v.effort.value,
-                v.latency_ms,
-                v.prompt_tokens,
-                v.completion_tokens,
-                int(v.reused),
-                ts,
-            )
-            for case_id, v in verdicts
-        ]
-        if not rows:
-            return
-        await conn.executemany(
-            "INSERT INTO verdicts (case_id, appeal_id, policy, policy_version, status, violation, policy_category,"
-            " rule_ids, confidence, rationale, reasoning, raw_output, model, effort, latency_ms, prompt_tokens,"
-            " completion_tokens, reused, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-
-    async def add_verdicts(self, case_id: str, verdicts: Iterable[Verdict], appeal_id: int | None) -> None:
-        async with self.transaction() as conn:
-            await self._insert_verdicts(conn, [(case_id, v) for v in verdicts], appeal_id)
-
-    async def set_effect_outcome(
-        self,
-        case_id: str,
-        seq: int,
-        outcome: EffectOutcome,
-        detail: str = "",
-        finish_queue_id: int | None = None,
-        reference: str | None = None,
-    ) -> None:
-        """Record an effect's intent or result; with finish_queue_id, also complete the queue item."""
-        await self._outcomes.add((case_id, seq, outcome, detail, finish_queue_id, reference))
-
     async def _write_outcomes(
         self, conn: aiosqlite.Connection, items: Sequence[tuple[str, int, EffectOutcome, str, int | None, str | None]]
     ) -> list[None]:
-        ts = self._ts()
-        await conn.executemany(
-            "UPDATE effects SET outcome = ?, detail = ?, reference = COALESCE(?, reference), updated_at = ?"
-            " WHERE case_id = ? AND seq = ?",
-            [(outcome.value, detail, ref, ts, case_id, seq) for case_id, seq, outcome, detail, _, ref in items],
-        )
-        finished = [(ts, queue_id) for _, _, _, _, queue_id, _ in items if queue_id is not None]
-        if finished:
-            await conn.executemany(
-                "UPDATE queue SET state = 'done', message = NULL, updated_at = ? WHERE id = ?", finished
-            )
+        await _write_outcomes(conn, items, self._ts())
         return [None] * len(items)
 
+    async def _write_claims(self, conn: aiosqlite.Connection, items: Sequence[tuple[str, int]]) -> list[bool]:
+        return [await _claim(conn, case_id, seq, self._ts()) for case_id, seq in items]
+
     async def cases_with_unfinished_effects(self) -> list[str]:
-        """Decided cases (queue item done) with an effect still pending or started: a person's request cut short."""
         rows = await self.fetchall(
             "SELECT DISTINCT e.case_id FROM effects e JOIN queue q ON q.case_id = e.case_id"
             " WHERE q.state = 'done' AND e.outcome IN ('pending', 'started') ORDER BY e.case_id"
@@ -453,103 +313,74 @@ class SqliteStore:
         return [r[0] for r in rows]
 
     async def finish_queue_item(self, queue_id: int) -> None:
-        async with self.transaction() as conn:
+        async with self.raw_transaction() as conn:
             await conn.execute(
                 "UPDATE queue SET state = 'done', message = NULL, updated_at = ? WHERE id = ?", (self._ts(), queue_id)
             )
 
-    async def get_case(self, case_id: str) -> Case | None:
-        rows = await self._load_cases("WHERE c.id = ?", (case_id,))
-        return rows[0] if rows else None
 
-    async def case_for_message(self, platform: str, server_id: str, message_id: str) -> Case | None:
-        rows = await self._load_cases(
-            "WHERE c.platform = ? AND c.server_id = ? AND c.message_id = ?", (platform, server_id, message_id)
+async def _claim(conn: aiosqlite.Connection, case_id: str, seq: int, ts: str) -> bool:
+    cur = await conn.execute(
+        "UPDATE effects SET outcome = 'started', updated_at = ? WHERE case_id = ? AND seq = ? AND outcome = 'pending'",
+        (ts, case_id, seq),
+    )
+    claimed = cur.rowcount == 1
+    await cur.close()
+    return claimed
+
+
+async def _write_outcomes(
+    conn: aiosqlite.Connection,
+    items: Sequence[tuple[str, int, EffectOutcome, str, int | None, str | None]],
+    ts: str,
+) -> None:
+    await conn.executemany(
+        "UPDATE effects SET outcome = ?, detail = ?, reference = COALESCE(?, reference), updated_at = ?"
+        " WHERE case_id = ? AND seq = ?",
+        [(outcome.value, detail, ref, ts, case_id, seq) for case_id, seq, outcome, detail, _, ref in items],
+    )
+    finished = [(ts, queue_id) for _, _, _, _, queue_id, _ in items if queue_id is not None]
+    if finished:
+        await conn.executemany("UPDATE queue SET state = 'done', message = NULL, updated_at = ? WHERE id = ?", finished)
+
+
+async def _insert_verdicts(
+    conn: aiosqlite.Connection, verdicts: Iterable[tuple[str, Verdict]], appeal_id: int | None, ts: str
+) -> None:
+    rows = [
+        (
+            case_id,
+            appeal_id,
+            v.policy,
+            v.policy_version,
+            v.status.value,
+            int(v.violation),
+            v.policy_category,
+            json.dumps(list(v.rule_ids)),
+            v.confidence.value,
+            v.rationale,
+            v.reasoning,
+            v.raw_output,
+            v.model,
+            v.effort.value,
+            v.latency_ms,
+            v.prompt_tokens,
+            v.completion_tokens,
+            int(v.reused),
+            ts,
         )
-        return rows[0] if rows else None
-
-    async def iter_cases(self, where: str = "", params: Sequence[Any] = (), batch: int = 500) -> AsyncIterator[Case]:
-        """Every case (optionally filtered on columns of `cases c`) in creation order, a page at a time."""
-        offset = 0
-        while True:
-            clause = f"WHERE {where}" if where else ""
-            rows = await self._load_cases(clause, params, limit=batch, offset=offset)
-            for case in rows:
-                yield case
-            if len(rows) < batch:
-                return
-            offset += batch
-
-    async def set_case_status(self, case_id: str, status: CaseStatus, decided_by: str | None) -> None:
-        async with self.transaction() as conn:
-            await conn.execute(
-                "UPDATE cases SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?",
-                (status.value, decided_by, self._ts(), case_id),
-            )
-
-    async def _load_cases(
-        self, clause: str, params: Sequence[Any], limit: int | None = None, offset: int = 0
-    ) -> list[Case]:
-        sql = (
-            "SELECT c.id, c.text, c.message, c.status, c.skipped_reason, c.mode, c.decided_by, c.decided_at,"
-            " c.created_at FROM cases c " + clause + " ORDER BY c.rowid"
-        )
-        if limit:
-            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        rows = await self.fetchall(sql, params)
-        if not rows:
-            return []
-        ids = [r[0] for r in rows]
-        marks = ",".join("?" * len(ids))
-        verdict_rows = await self.fetchall(
-            "SELECT case_id, policy, policy_version, status, violation, policy_category, rule_ids, confidence,"
-            " rationale, reasoning, raw_output, model, effort, latency_ms, prompt_tokens, completion_tokens, reused"
-            f" FROM verdicts WHERE appeal_id IS NULL AND case_id IN ({marks}) ORDER BY id",
-            ids,
-        )
-        effect_rows = await self.fetchall(
-            "SELECT case_id, seq, effect, outcome, detail, updated_at, reference FROM effects"
-            f" WHERE case_id IN ({marks}) ORDER BY case_id, seq",
-            ids,
-        )
-        verdicts: dict[str, list[Verdict]] = {}
-        for v in verdict_rows:
-            verdicts.setdefault(v[0], []).append(verdict_from_row(v[1:]))
-        effects: dict[str, list[EffectRecord]] = {}
-        for e in effect_rows:
-            effects.setdefault(e[0], []).append(
-                EffectRecord(
-                    id=e[1],
-                    case_id=e[0],
-                    effect=Effect.model_validate_json(e[2]),
-                    outcome=EffectOutcome(e[3]),
-                    detail=e[4],
-                    updated_at=datetime.fromisoformat(e[5]),
-                    reference=e[6],
-                )
-            )
-        cases = []
-        for r in rows:
-            message = Message.model_validate_json(r[2])
-            message = message.model_copy(update={"text": r[1] or ""})
-            cases.append(
-                Case(
-                    id=r[0],
-                    message=message,
-                    status=CaseStatus(r[3]),
-                    skipped_reason=r[4],
-                    mode=Mode(r[5]),
-                    decided_by=r[6],
-                    decided_at=datetime.fromisoformat(r[7]) if r[7] else None,
-                    created_at=datetime.fromisoformat(r[8]),
-                    verdicts=tuple(verdicts.get(r[0], ())),
-                    effects=tuple(effects.get(r[0], ())),
-                )
-            )
-        return cases
+        for case_id, v in verdicts
+    ]
+    if not rows:
+        return
+    await conn.executemany(
+        f"INSERT INTO verdicts (case_id, appeal_id, {_VERDICT_COLUMNS}, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
 
 
-def verdict_from_row(v: Sequence[Any]) -> Verdict:
+def _verdict(v: Sequence[Any]) -> Verdict:
     """A verdict from the columns policy .. reused of the verdicts table, in that order."""
     return Verdict(
         policy=v[0],
@@ -569,3 +400,755 @@ def verdict_from_row(v: Sequence[Any]) -> Verdict:
         completion_tokens=v[14],
         reused=bool(v[15]),
     )
+
+
+# ---------------------------------------------------------------- cases
+
+
+class SqliteCases:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def get(self, case_id: str) -> Case | None:
+        rows = await self._load("WHERE c.id = ?", (case_id,))
+        return rows[0] if rows else None
+
+    async def get_many(self, case_ids: Sequence[str]) -> list[Case]:
+        found: list[Case] = []
+        ids = list(dict.fromkeys(case_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            found += await self._load(f"WHERE c.id IN ({','.join('?' * len(chunk))})", chunk)
+        return found
+
+    async def for_message(self, platform: str, server_id: str, message_id: str) -> Case | None:
+        rows = await self._load(
+            "WHERE c.platform = ? AND c.server_id = ? AND c.message_id = ?", (platform, server_id, message_id)
+        )
+        return rows[0] if rows else None
+
+    async def find(self, query: CaseQuery) -> list[Case]:
+        where = ["c.platform = ?", "c.server_id = ?"]
+        params: list[Any] = [query.platform, query.server_id]
+        if query.statuses is not None:
+            statuses = [s.value for s in query.statuses]
+            if not statuses:
+                return []
+            where.append(f"c.status IN ({','.join('?' * len(statuses))})")
+            params += statuses
+        if query.text_retained is not None:
+            where.append("c.text IS NOT NULL" if query.text_retained else "c.text IS NULL")
+        order = "c.created_at DESC, c.rowid DESC" if query.newest_first else "c.rowid"
+        return await self._load("WHERE " + " AND ".join(where), params, order=order, limit=query.limit)
+
+    async def every(self) -> AsyncIterator[Case]:
+        offset = 0
+        while True:
+            rows = await self._load("", (), limit=500, offset=offset)
+            for case in rows:
+                yield case
+            if len(rows) < 500:
+                return
+            offset += 500
+
+    async def set_status(
+        self, case_id: str, status: CaseStatus, decided_by: str | None = None, at: datetime | None = None
+    ) -> None:
+        async with self._db.writing() as conn:
+            if decided_by is None:
+                await conn.execute("UPDATE cases SET status = ? WHERE id = ?", (status.value, case_id))
+            else:
+                await conn.execute(
+                    "UPDATE cases SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?",
+                    (status.value, decided_by, _at(at or self._db.store.now()), case_id),
+                )
+
+    async def count_strikes(self, platform: str, server_id: str, author_id: str, since: datetime) -> int:
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) FROM cases c WHERE c.platform = ? AND c.server_id = ? AND c.author_id = ?"
+            " AND c.created_at >= ? AND c.status IN (?, ?)"
+            # A case flagged only by SUPPORT policies (self-harm) is never a strike.
+            " AND NOT (EXISTS (SELECT 1 FROM verdicts v WHERE v.case_id = c.id AND v.appeal_id IS NULL"
+            f" AND {_FLAGGING})"
+            " AND NOT EXISTS (SELECT 1 FROM verdicts v LEFT JOIN policies p ON p.platform = c.platform"
+            " AND p.server_id = c.server_id AND p.name = v.policy AND p.version = v.policy_version"
+            f" WHERE v.case_id = c.id AND v.appeal_id IS NULL AND {_FLAGGING}"
+            " AND COALESCE(p.author_notice, 'removal') != 'support'))",
+            (platform, server_id, author_id, _at(since), *_STRIKE_STATUSES),
+        )
+        return int(row[0]) if row else 0
+
+    async def author_history(
+        self, platform: str, server_id: str, author_id: str, since: datetime, exclude_case_id: str | None = None
+    ) -> AuthorHistory:
+        row = await self._db.fetchone(
+            "SELECT COUNT(*), COALESCE(SUM(status IN (?, ?)), 0) FROM cases WHERE platform = ? AND server_id = ?"
+            " AND author_id = ? AND created_at >= ? AND status NOT IN ('clean', 'skipped') AND id != ?",
+            (*_STRIKE_STATUSES, platform, server_id, author_id, _at(since), exclude_case_id or ""),
+        )
+        days = max(0, round((self._db.store.now() - since).total_seconds() / 86400))
+        return AuthorHistory(days=days, cases=int(row[0]) if row else 0, confirmed=int(row[1]) if row else 0)
+
+    async def servers_with_text(self) -> list[tuple[str, str]]:
+        rows = await self._db.fetchall(
+            "SELECT DISTINCT platform, server_id FROM cases WHERE text IS NOT NULL ORDER BY platform, server_id"
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def purge_text(self, platform: str, server_id: str, created_before: datetime, at: datetime) -> int:
+        async with self._db.writing() as conn:
+            cur = await conn.execute(
+                "UPDATE cases SET text = NULL, text_purged_at = ? WHERE platform = ? AND server_id = ?"
+                " AND text IS NOT NULL AND created_at < ?",
+                (_at(at), platform, server_id, _at(created_before)),
+            )
+            count = cur.rowcount
+            await cur.close()
+        return int(count)
+
+    async def _load(
+        self, clause: str, params: Sequence[Any], *, order: str = "c.rowid", limit: int | None = None, offset: int = 0
+    ) -> list[Case]:
+        sql = (
+            "SELECT c.id, c.text, c.message, c.status, c.skipped_reason, c.mode, c.decided_by, c.decided_at,"
+            f" c.created_at, c.text_purged_at FROM cases c {clause} ORDER BY {order}"
+        )
+        if limit:
+            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        rows = await self._db.fetchall(sql, params)
+        if not rows:
+            return []
+        ids = [r[0] for r in rows]
+        marks = ",".join("?" * len(ids))
+        verdict_rows = await self._db.fetchall(
+            f"SELECT case_id, {_VERDICT_COLUMNS} FROM verdicts WHERE appeal_id IS NULL AND case_id IN ({marks})"
+            " ORDER BY id",
+            ids,
+        )
+        effect_rows = await self._db.fetchall(
+            "SELECT case_id, seq, effect, outcome, detail, updated_at, reference FROM effects"
+            f" WHERE case_id IN ({marks}) ORDER BY case_id, seq",
+            ids,
+        )
+        verdicts: dict[str, list[Verdict]] = {}
+        for v in verdict_rows:
+            verdicts.setdefault(v[0], []).append(_verdict(v[1:]))
+        effects: dict[str, list[EffectRecord]] = {}
+        for e in effect_rows:
+            effects.setdefault(e[0], []).append(
+                EffectRecord(
+                    id=e[1],
+                    case_id=e[0],
+                    effect=Effect.model_validate_json(e[2]),
+                    outcome=EffectOutcome(e[3]),
+                    detail=e[4],
+                    updated_at=datetime.fromisoformat(e[5]),
+                    reference=e[6],
+                )
+            )
+        cases = []
+        for r in rows:
+            message = Message.model_validate_json(r[2]).model_copy(update={"text": r[1] or ""})
+            cases.append(
+                Case(
+                    id=r[0],
+                    message=message,
+                    status=CaseStatus(r[3]),
+                    skipped_reason=r[4],
+                    mode=Mode(r[5]),
+                    decided_by=r[6],
+                    decided_at=_when(r[7]),
+                    created_at=datetime.fromisoformat(r[8]),
+                    text_purged_at=_when(r[9]),
+                    verdicts=tuple(verdicts.get(r[0], ())),
+                    effects=tuple(effects.get(r[0], ())),
+                )
+            )
+        return cases
+
+
+# ---------------------------------------------------------------- effects
+
+
+class SqliteEffects:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def add_intents(self, case_id: str, effects: Sequence[Effect]) -> list[EffectRecord]:
+        at = self._db.store.now()
+        async with self._db.writing() as conn:
+            async with conn.execute("SELECT COALESCE(MAX(seq), 0) FROM effects WHERE case_id = ?", (case_id,)) as cur:
+                row = await cur.fetchone()
+            last = int(row[0]) if row else 0
+            records = [
+                EffectRecord(
+                    id=last + i,
+                    case_id=case_id,
+                    effect=effect,
+                    outcome=EffectOutcome.SHADOW if effect.shadow else EffectOutcome.PENDING,
+                    updated_at=at,
+                )
+                for i, effect in enumerate(effects, start=1)
+            ]
+            if records:
+                await conn.executemany(
+                    "INSERT INTO effects (case_id, seq, kind, effect, outcome, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (case_id, r.id, r.effect.kind.value, r.effect.model_dump_json(), r.outcome.value, _at(at))
+                        for r in records
+                    ],
+                )
+        return records
+
+    async def claim(self, case_id: str, seq: int) -> bool:
+        if self._db.in_transaction:
+            async with self._db.writing() as conn:
+                return await _claim(conn, case_id, seq, self._db.store._ts())
+        # Claims of many workers share commits, as their outcomes do.
+        return await self._db.store._claims.add((case_id, seq))
+
+    async def set_outcome(
+        self,
+        case_id: str,
+        seq: int,
+        outcome: EffectOutcome,
+        detail: str = "",
+        finish_queue_id: int | None = None,
+        reference: str | None = None,
+    ) -> None:
+        item = (case_id, seq, outcome, detail, finish_queue_id, reference)
+        if self._db.in_transaction:
+            async with self._db.writing() as conn:
+                await _write_outcomes(conn, [item], self._db.store._ts())
+            return
+        # Outcomes of many workers share commits.
+        await self._db.store._outcomes.add(item)
+
+
+# ---------------------------------------------------------------- appeals
+
+
+class SqliteAppeals:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def add(self, case_id: str, author_id: str, statement: str, at: datetime) -> Appeal:
+        try:
+            async with self._db.writing() as conn:
+                cur = await conn.execute(
+                    "INSERT INTO appeals (case_id, author_id, statement, status, created_at)"
+                    " VALUES (?, ?, ?, 'pending', ?)",
+                    (case_id, author_id, statement, _at(at)),
+                )
+                appeal_id = cur.lastrowid
+                await cur.close()
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateAppeal(f"case {case_id} already has an appeal") from exc
+        assert appeal_id is not None
+        return Appeal(id=appeal_id, case_id=case_id, author_id=author_id, statement=statement, created_at=at)
+
+    async def for_case(self, case_id: str) -> Appeal | None:
+        found = await self._load("WHERE a.case_id = ?", (case_id,))
+        return found[0] if found else None
+
+    async def pending(self, platform: str, server_id: str) -> list[Appeal]:
+        return await self._load(
+            "JOIN cases c ON c.id = a.case_id WHERE c.platform = ? AND c.server_id = ? AND a.status = 'pending'",
+            (platform, server_id),
+            order="a.created_at, a.id",
+        )
+
+    async def decide(self, appeal_id: int, status: AppealStatus, decided_by: str, note: str, at: datetime) -> None:
+        async with self._db.writing() as conn:
+            await conn.execute(
+                "UPDATE appeals SET status = ?, decided_by = ?, note = ?, decided_at = ? WHERE id = ?",
+                (status.value, decided_by, note, _at(at), appeal_id),
+            )
+
+    async def add_second_opinion(self, appeal_id: int, case_id: str, verdicts: Sequence[Verdict]) -> None:
+        async with self._db.writing() as conn:
+            await _insert_verdicts(conn, [(case_id, v) for v in verdicts], appeal_id, self._db.store._ts())
+
+    async def _load(self, clause: str, params: Sequence[Any], order: str = "a.id") -> list[Appeal]:
+        rows = await self._db.fetchall(f"SELECT {_APPEAL_COLUMNS} FROM appeals a {clause} ORDER BY {order}", params)
+        if not rows:
+            return []
+        ids = [r[0] for r in rows]
+        opinions: dict[int, list[Verdict]] = {}
+        for v in await self._db.fetchall(
+            f"SELECT appeal_id, {_VERDICT_COLUMNS} FROM verdicts WHERE appeal_id IN ({','.join('?' * len(ids))})"
+            " ORDER BY id",
+            ids,
+        ):
+            opinions.setdefault(int(v[0]), []).append(_verdict(v[1:]))
+        return [_appeal(r, opinions.get(int(r[0]), [])) for r in rows]
+
+
+def _appeal(r: Sequence[Any], opinion: Sequence[Verdict]) -> Appeal:
+    return Appeal(
+        id=r[0],
+        case_id=r[1],
+        author_id=r[2],
+        statement=r[3],
+        status=AppealStatus(r[4]),
+        decided_by=r[5],
+        note=r[6],
+        created_at=datetime.fromisoformat(r[7]),
+        decided_at=_when(r[8]),
+        second_opinion=tuple(opinion),
+    )
+
+
+# ---------------------------------------------------------------- human decisions
+
+
+def _stage_actions(stage: Stage) -> tuple[str, str]:
+    return ("confirm", "dismiss") if stage == "review" else ("uphold", "overturn")
+
+
+def _decision(row: Sequence[Any]) -> HumanDecision:
+    return HumanDecision(
+        id=row[0],
+        case_id=row[1],
+        platform=row[2],
+        server_id=row[3],
+        action=DecisionAction(str(row[4])),
+        violation=bool(row[5]),
+        moderator_id=row[6],
+        note=row[7],
+        at=datetime.fromisoformat(str(row[8])),
+        self_review=bool(row[9]),
+    )
+
+
+class SqliteDecisions:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def add(
+        self,
+        case_id: str,
+        action: DecisionAction,
+        moderator_id: str,
+        note: str,
+        at: datetime,
+        *,
+        self_review: bool = False,
+    ) -> HumanDecision:
+        try:
+            async with self._db.writing() as conn:
+                # The unique indexes refuse a second decision of the same stage, even one
+                # written by another process after this one's checks.
+                cur = await conn.execute(
+                    "INSERT INTO human_decisions (case_id, platform, server_id, action, violation, moderator_id,"
+                    " note, at, self_review) SELECT id, platform, server_id, ?, ?, ?, ?, ?, ? FROM cases WHERE id = ?",
+                    (action.value, int(action.violation), moderator_id, note, _at(at), int(self_review), case_id),
+                )
+                decision_id = cur.lastrowid
+                await cur.close()
+                async with conn.execute(
+                    f"SELECT {_DECISION_COLUMNS} FROM human_decisions WHERE id = ?", (decision_id,)
+                ) as read:
+                    row = await read.fetchone()
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateDecision(f"case {case_id} already has a decision for this stage") from exc
+        if row is None:
+            raise KeyError(f"no case {case_id!r} to record a decision on")
+        return _decision(row)
+
+    async def first(self, case_id: str, stage: Stage) -> HumanDecision | None:
+        row = await self._db.fetchone(
+            f"SELECT {_DECISION_COLUMNS} FROM human_decisions WHERE case_id = ? AND action IN (?, ?)"
+            " ORDER BY id LIMIT 1",
+            (case_id, *_stage_actions(stage)),
+        )
+        return _decision(row) if row else None
+
+    async def for_case(self, case_id: str) -> list[HumanDecision]:
+        rows = await self._db.fetchall(
+            f"SELECT {_DECISION_COLUMNS} FROM human_decisions WHERE case_id = ? ORDER BY id", (case_id,)
+        )
+        return [_decision(r) for r in rows]
+
+    async def for_server(self, platform: str, server_id: str) -> list[HumanDecision]:
+        rows = await self._db.fetchall(
+            f"SELECT {_DECISION_COLUMNS} FROM human_decisions WHERE platform = ? AND server_id = ? ORDER BY id",
+            (platform, server_id),
+        )
+        return [_decision(r) for r in rows]
+
+    async def every(self) -> list[HumanDecision]:
+        rows = await self._db.fetchall(f"SELECT {_DECISION_COLUMNS} FROM human_decisions ORDER BY id")
+        return [_decision(r) for r in rows]
+
+
+# ---------------------------------------------------------------- policies
+
+
+def _policy(r: Sequence[Any], enabled: bool = True) -> Policy:
+    return Policy(
+        platform=r[0],
+        server_id=r[1],
+        name=r[2],
+        version=r[3],
+        text=r[4],
+        description=r[5],
+        author=r[6],
+        created_at=datetime.fromisoformat(r[7]),
+        sensitive=bool(r[8]),
+        author_notice=AuthorNotice(r[9]),
+        notice_text=r[10],
+        enabled=enabled,
+    )
+
+
+def _draft(r: Sequence[Any]) -> Draft:
+    return Draft(
+        id=r[0],
+        platform=r[1],
+        server_id=r[2],
+        content=PolicyContent(
+            name=r[3],
+            text=r[4],
+            description=r[5],
+            sensitive=bool(r[13]),
+            author_notice=AuthorNotice(r[14]),
+            notice_text=r[15],
+        ),
+        base_version=r[6],
+        author=r[7],
+        summary=json.loads(r[8]),
+        created_at=datetime.fromisoformat(r[9]),
+        applied_by=r[10],
+        applied_at=_when(r[11]),
+        applied_version=r[12],
+    )
+
+
+class SqlitePolicies:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def add_version(self, platform: str, server_id: str, content: PolicyContent, author: str) -> Policy:
+        created = self._db.store.now()
+        async with self._db.writing() as conn:
+            async with conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM policies WHERE platform = ? AND server_id = ? AND name = ?",
+                (platform, server_id, content.name),
+            ) as cur:
+                row = await cur.fetchone()
+            version = (int(row[0]) if row else 0) + 1
+            await conn.execute(
+                f"INSERT INTO policies ({_POLICY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    platform,
+                    server_id,
+                    content.name,
+                    version,
+                    content.text,
+                    content.description,
+                    author,
+                    _at(created),
+                    int(content.sensitive),
+                    content.author_notice.value,
+                    content.notice_text,
+                ),
+            )
+            await conn.execute(
+                "INSERT INTO policy_state (platform, server_id, name) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (platform, server_id, content.name),
+            )
+        return Policy(
+            platform=platform,
+            server_id=server_id,
+            version=version,
+            author=author,
+            created_at=created,
+            **content.model_dump(),
+        )
+
+    async def versions(self, platform: str, server_id: str, name: str) -> list[Policy]:
+        rows = await self._db.fetchall(
+            f"SELECT {_POLICY_COLUMNS} FROM policies WHERE platform = ? AND server_id = ? AND name = ?"
+            " ORDER BY version",
+            (platform, server_id, name),
+        )
+        return [_policy(r) for r in rows]
+
+    async def live(self, platform: str, server_id: str) -> list[LivePolicy]:
+        columns = ", ".join(f"p.{c.strip()}" for c in _POLICY_COLUMNS.split(","))
+        rows = await self._db.fetchall(
+            f"SELECT {columns}, s.enabled, s.mode FROM policies p JOIN policy_state s USING (platform, server_id, name)"
+            " WHERE p.platform = ? AND p.server_id = ? AND p.version = (SELECT MAX(version) FROM policies q"
+            " WHERE q.platform = p.platform AND q.server_id = p.server_id AND q.name = p.name) ORDER BY p.name",
+            (platform, server_id),
+        )
+        return [LivePolicy(_policy(r, bool(r[11])), bool(r[11]), Mode(r[12]) if r[12] else None) for r in rows]
+
+    async def set_switches(self, platform: str, server_id: str, name: str, enabled: bool, mode: Mode | None) -> None:
+        async with self._db.writing() as conn:
+            await conn.execute(
+                "UPDATE policy_state SET enabled = ?, mode = ? WHERE platform = ? AND server_id = ? AND name = ?",
+                (int(enabled), mode.value if mode else None, platform, server_id, name),
+            )
+
+    async def add_draft(
+        self,
+        platform: str,
+        server_id: str,
+        content: PolicyContent,
+        base_version: int,
+        author: str,
+        summary: Mapping[str, int],
+        at: datetime,
+    ) -> Draft:
+        async with self._db.writing() as conn:
+            cur = await conn.execute(
+                "INSERT INTO policy_drafts (platform, server_id, name, text, description, base_version, author,"
+                " summary, created_at, sensitive, author_notice, notice_text)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    platform,
+                    server_id,
+                    content.name,
+                    content.text,
+                    content.description,
+                    base_version,
+                    author,
+                    json.dumps(dict(summary)),
+                    _at(at),
+                    int(content.sensitive),
+                    content.author_notice.value,
+                    content.notice_text,
+                ),
+            )
+            draft_id = cur.lastrowid
+            await cur.close()
+        assert draft_id is not None
+        return Draft(
+            id=draft_id,
+            platform=platform,
+            server_id=server_id,
+            content=content,
+            base_version=base_version,
+            author=author,
+            summary=dict(summary),
+            created_at=at,
+        )
+
+    async def get_draft(self, platform: str, server_id: str, draft_id: int) -> Draft | None:
+        row = await self._db.fetchone(
+            f"SELECT {_DRAFT_COLUMNS} FROM policy_drafts WHERE id = ? AND platform = ? AND server_id = ?",
+            (draft_id, platform, server_id),
+        )
+        return _draft(row) if row else None
+
+    async def mark_draft_applied(self, draft_id: int, applied_by: str, version: int, at: datetime) -> None:
+        async with self._db.writing() as conn:
+            await conn.execute(
+                "UPDATE policy_drafts SET applied_by = ?, applied_at = ?, applied_version = ? WHERE id = ?",
+                (applied_by, _at(at), version, draft_id),
+            )
+
+
+# ---------------------------------------------------------------- settings and audit
+
+
+class SqliteSettings:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def get(self, platform: str, server_id: str) -> ServerSettings | None:
+        row = await self._db.fetchone(
+            "SELECT settings FROM server_settings WHERE platform = ? AND server_id = ?", (platform, server_id)
+        )
+        return ServerSettings.model_validate_json(row[0]) if row else None
+
+    async def put(self, settings: ServerSettings, at: datetime) -> None:
+        async with self._db.writing() as conn:
+            await conn.execute(
+                "INSERT INTO server_settings (platform, server_id, settings, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (platform, server_id) DO UPDATE SET settings = excluded.settings,"
+                " updated_at = excluded.updated_at",
+                (settings.platform, settings.server_id, settings.model_dump_json(), _at(at)),
+            )
+
+    async def every(self) -> list[ServerSettings]:
+        rows = await self._db.fetchall("SELECT settings FROM server_settings ORDER BY platform, server_id")
+        return [ServerSettings.model_validate_json(r[0]) for r in rows]
+
+
+class SqliteAudit:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def add(self, entry: AuditEntry) -> None:
+        async with self._db.writing() as conn:
+            await conn.execute(
+                "INSERT INTO audit_log (platform, server_id, actor, action, subject, before, after, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.platform,
+                    entry.server_id,
+                    entry.actor,
+                    entry.action,
+                    entry.subject,
+                    entry.before,
+                    entry.after,
+                    _at(entry.at),
+                ),
+            )
+
+    async def for_server(self, platform: str, server_id: str) -> list[AuditEntry]:
+        rows = await self._db.fetchall(
+            "SELECT actor, action, subject, before, after, at FROM audit_log WHERE platform = ? AND server_id = ?"
+            " ORDER BY id",
+            (platform, server_id),
+        )
+        return [
+            AuditEntry(
+                platform=platform,
+                server_id=server_id,
+                actor=r[0],
+                action=r[1],
+                subject=r[2],
+                before=r[3],
+                after=r[4],
+                at=datetime.fromisoformat(r[5]),
+            )
+            for r in rows
+        ]
+
+
+# ---------------------------------------------------------------- jobs memory and statistics
+
+
+class SqliteJobMemory:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def appeals_to_remind(
+        self, platform: str, server_id: str, filed_before: datetime, reminded_before: datetime
+    ) -> list[Appeal]:
+        rows = await self._db.fetchall(
+            f"SELECT {_APPEAL_COLUMNS} FROM appeals a JOIN cases c ON c.id = a.case_id"
+            " LEFT JOIN appeal_reminders r ON r.appeal_id = a.id"
+            " WHERE c.platform = ? AND c.server_id = ? AND a.status = 'pending' AND a.created_at <= ?"
+            " AND (r.last_sent_at IS NULL OR r.last_sent_at <= ?) ORDER BY a.created_at, a.id",
+            (platform, server_id, _at(filed_before), _at(reminded_before)),
+        )
+        return [_appeal(r, ()) for r in rows]
+
+    async def mark_reminded(self, appeal_ids: Sequence[int], at: datetime) -> None:
+        async with self._db.writing() as conn:
+            await conn.executemany(
+                "INSERT INTO appeal_reminders (appeal_id, reminders, last_sent_at) VALUES (?, 1, ?)"
+                " ON CONFLICT (appeal_id) DO UPDATE SET reminders = reminders + 1,"
+                " last_sent_at = excluded.last_sent_at",
+                [(appeal_id, _at(at)) for appeal_id in appeal_ids],
+            )
+
+    async def claim_digest(self, platform: str, server_id: str, day: str, at: datetime) -> bool:
+        async with self._db.writing() as conn:
+            cur = await conn.execute(
+                "INSERT INTO digests_sent (platform, server_id, day, outcome, sent_at) VALUES (?, ?, ?, 'claimed', ?)"
+                " ON CONFLICT DO NOTHING",
+                (platform, server_id, day, _at(at)),
+            )
+            claimed = cur.rowcount == 1
+            await cur.close()
+        return claimed
+
+    async def set_digest_outcome(self, platform: str, server_id: str, day: str, outcome: str) -> None:
+        async with self._db.writing() as conn:
+            await conn.execute(
+                "UPDATE digests_sent SET outcome = ? WHERE platform = ? AND server_id = ? AND day = ?",
+                (outcome, platform, server_id, day),
+            )
+
+    async def health(self) -> HealthState:
+        row = await self._db.fetchone(
+            "SELECT failing_since, healthy_since, last_problem FROM model_health WHERE id = 1"
+        )
+        if row is None:
+            return HealthState()
+        return HealthState(failing_since=_when(row[0]), healthy_since=_when(row[1]), last_problem=row[2])
+
+    async def save_health(self, state: HealthState, at: datetime) -> None:
+        async with self._db.writing() as conn:
+            await conn.execute(
+                "INSERT INTO model_health (id, failing_since, healthy_since, last_problem, probed_at)"
+                " VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET failing_since = excluded.failing_since,"
+                " healthy_since = excluded.healthy_since, last_problem = excluded.last_problem,"
+                " probed_at = excluded.probed_at",
+                (
+                    _at(state.failing_since) if state.failing_since else None,
+                    _at(state.healthy_since) if state.healthy_since else None,
+                    state.last_problem,
+                    _at(at),
+                ),
+            )
+
+    async def alerted_servers(self) -> set[tuple[str, str]]:
+        return {(r[0], r[1]) for r in await self._db.fetchall("SELECT platform, server_id FROM health_alerts")}
+
+    async def mark_alerted(self, platform: str, server_id: str, at: datetime) -> None:
+        async with self._db.writing() as conn:
+            await conn.execute(
+                "INSERT INTO health_alerts (platform, server_id, alerted_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (platform, server_id, _at(at)),
+            )
+
+    async def clear_alert(self, platform: str, server_id: str) -> None:
+        async with self._db.writing() as conn:
+            await conn.execute("DELETE FROM health_alerts WHERE platform = ? AND server_id = ?", (platform, server_id))
+
+
+class SqliteStatistics:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def digest_counts(self, platform: str, server_id: str, start: datetime, end: datetime) -> DigestCounts:
+        span = (platform, server_id, _at(start), _at(end))
+        in_span = "c.platform = ? AND c.server_id = ? AND c.created_at >= ? AND c.created_at < ?"
+        row = await self._db.fetchone(
+            f"SELECT COUNT(*), COALESCE(SUM(c.violation), 0) FROM cases c WHERE {in_span}", span
+        )
+        violations = tuple(
+            (str(r[0]), tuple(str(x) for x in json.loads(r[1])))
+            for r in await self._db.fetchall(
+                f"SELECT v.policy, v.rule_ids FROM verdicts v JOIN cases c ON c.id = v.case_id"
+                f" WHERE {in_span} AND v.appeal_id IS NULL AND v.violation = 1 ORDER BY v.id",
+                span,
+            )
+        )
+        decisions = {
+            str(r[0]): int(r[1])
+            for r in await self._db.fetchall(
+                "SELECT action, COUNT(*) FROM human_decisions WHERE platform = ? AND server_id = ? AND at >= ?"
+                " AND at < ? GROUP BY action",
+                span,
+            )
+        }
+        filed = await self._db.fetchone(
+            "SELECT COUNT(*) FROM appeals a JOIN cases c ON c.id = a.case_id"
+            " WHERE c.platform = ? AND c.server_id = ? AND a.created_at >= ? AND a.created_at < ?",
+            span,
+        )
+        latencies = tuple(
+            float(r[0])
+            for r in await self._db.fetchall(
+                "SELECT v.latency_ms FROM verdicts v JOIN cases c ON c.id = v.case_id"
+                " WHERE c.platform = ? AND c.server_id = ? AND v.created_at >= ? AND v.created_at < ?"
+                " AND v.reused = 0 AND v.latency_ms > 0 ORDER BY v.id",
+                span,
+            )
+        )
+        return DigestCounts(
+            messages=int(row[0]) if row else 0,
+            flagged=int(row[1]) if row else 0,
+            violations=violations,
+            decisions=decisions,
+            appeals_filed=int(filed[0]) if filed else 0,
+            latencies_ms=latencies,
+        )

@@ -1,11 +1,12 @@
-"""The moderation workflow: policy lifecycle, preview, review, appeals, labels, escalation, jobs.
+"""The moderation workflow: policy lifecycle, preview, review, appeals, labels, escalation, jobs, status.
 
 Services take their ports (store, classifier, effect sinks, mod channel, clock) as
-arguments. Every operation names its actor, and authorisation is checked here, in the
-core, whatever the adapter did before.
+arguments; the bootstrap builds each once (`bot.app.ModbotApp`). Every operation names
+its actor and the server where the actor acts, and authorisation and tenancy are checked
+here, in the core, whatever the adapter did before.
 """
 
-from bot.domain import DecisionAction
+from bot.domain import DecisionAction, HumanDecision
 from bot.notices import (
     AppealFiled,
     AppealReminder,
@@ -17,17 +18,17 @@ from bot.notices import (
     PolicyCount,
     WaitingAppeal,
 )
+from bot.store.ports import AuditEntry, Draft, HealthState
 from bot.workflow.actors import Actor, is_admin, is_moderator, require_admin, require_moderator, settings_or_default
 from bot.workflow.appeals import MAX_STATEMENT_CHARS, Appeals
-from bot.workflow.decisions import HumanDecision, decisions_for
+from bot.workflow.decisions import decisions_for
 from bot.workflow.digest import build_digest, send_due_digests
 from bot.workflow.errors import AlreadyDecided, NotAuthorised, NotFound, PolicyRejected, Refused, WorkflowError
 from bot.workflow.escalation import step_for
-from bot.workflow.health import HealthReport, HealthState, OllamaProbe, probe_model
+from bot.workflow.health import HealthReport, OllamaProbe, probe_model
 from bot.workflow.jobs import JOB_NAMES, JobIntervals, WorkflowJobs, schedule_jobs, start_jobs
-from bot.workflow.labels import export_labels
+from bot.workflow.labels import Labels
 from bot.workflow.policies import (
-    AuditEntry,
     PolicyAdmin,
     PolicyHistory,
     PolicySetResult,
@@ -36,12 +37,14 @@ from bot.workflow.policies import (
     templates,
     validate_policy,
 )
-from bot.workflow.ports import Clock, ModChannel, ModelProbe
-from bot.workflow.preview import Draft, PreviewChange, PreviewReport, apply_draft, get_draft, preview_draft
+from bot.workflow.ports import Clock, ConfigChanged, ModChannel, ModelProbe
+from bot.workflow.preview import PreviewChange, PreviewReport, Previews
 from bot.workflow.reminders import remind_waiting_appeals
+from bot.workflow.reports import Reports
 from bot.workflow.retention import purge_message_text
 from bot.workflow.review import DecisionOutcome, Reviews
-from bot.workflow.server_settings import show_settings, update_settings
+from bot.workflow.server_settings import ServerSettingsService
+from bot.workflow.status import PlatformStatus, Status, StatusReport
 
 __all__ = [
     "JOB_NAMES",
@@ -54,6 +57,7 @@ __all__ = [
     "Appeals",
     "AuditEntry",
     "Clock",
+    "ConfigChanged",
     "DecisionAction",
     "DecisionOutcome",
     "Digest",
@@ -62,6 +66,7 @@ __all__ = [
     "HealthState",
     "HumanDecision",
     "JobIntervals",
+    "Labels",
     "ModChannel",
     "ModelOutage",
     "ModelProbe",
@@ -70,6 +75,7 @@ __all__ = [
     "NotFound",
     "Notice",
     "OllamaProbe",
+    "PlatformStatus",
     "PolicyAdmin",
     "PolicyCount",
     "PolicyHistory",
@@ -78,20 +84,21 @@ __all__ = [
     "PolicyState",
     "PreviewChange",
     "PreviewReport",
+    "Previews",
     "Refused",
+    "Reports",
     "Reviews",
+    "ServerSettingsService",
+    "Status",
+    "StatusReport",
     "Template",
     "WaitingAppeal",
     "WorkflowError",
     "WorkflowJobs",
-    "apply_draft",
     "build_digest",
     "decisions_for",
-    "export_labels",
-    "get_draft",
     "is_admin",
     "is_moderator",
-    "preview_draft",
     "probe_model",
     "purge_message_text",
     "remind_waiting_appeals",
@@ -100,10 +107,8 @@ __all__ = [
     "schedule_jobs",
     "send_due_digests",
     "settings_or_default",
-    "show_settings",
     "start_jobs",
     "step_for",
     "templates",
-    "update_settings",
     "validate_policy",
 ]

@@ -1,27 +1,28 @@
-"""Posting notices to mod channels: which servers have one, and never letting a post break a job."""
+"""Which servers a job may notify: those with a mod channel, on a platform running in this process."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from bot.domain import EffectOutcome, EffectResult, ServerSettings
 from bot.notices import Notice
-from bot.store import SqliteStore
-from bot.workflow.ports import ModChannel
+from bot.ports import ModChannel
+from bot.store.ports import ModerationStore
 
 log = logging.getLogger(__name__)
 
-
-async def configured_servers(store: SqliteStore) -> list[ServerSettings]:
-    rows = await store.fetchall("SELECT settings FROM server_settings ORDER BY server_id")
-    return [ServerSettings.model_validate_json(r[0]) for r in rows]
+# Whether a platform's adapter runs in this process (only its servers' notices can be posted).
+Runs = Callable[[str], bool]
 
 
-async def servers_with_mod_channel(store: SqliteStore) -> list[ServerSettings]:
-    return [s for s in await configured_servers(store) if s.mod_channel_id]
+async def servers_to_notify(store: ModerationStore, runs: Runs) -> list[ServerSettings]:
+    """Servers with a mod channel whose platform runs here: a notice nobody can post is never marked sent."""
+    return [s for s in await store.settings.every() if s.mod_channel_id and runs(s.platform)]
 
 
 async def post(channel: ModChannel, server: ServerSettings, notice: Notice) -> EffectResult:
+    """Post a notice; a failing channel is logged and reported, never allowed to break a job."""
     try:
         return await channel.post(server, notice)
     except Exception as exc:

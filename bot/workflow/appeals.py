@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from bot.classifier import ClassificationRequest
 from bot.domain import (
+    Appeal,
     AppealStatus,
     Case,
     CaseStatus,
@@ -22,24 +22,24 @@ from bot.domain import (
     VerdictStatus,
     utcnow,
 )
-from bot.effect_runner import carry_out
+from bot.effect_runner import carry_out, policy_briefs, support_only
 from bot.notices import AppealFiled, AppealView
-from bot.ports import Classifier, EffectSink
-from bot.store import SqliteStore
-from bot.store.sqlite import verdict_from_row
+from bot.platforms import PlatformRouter
+from bot.ports import Classifier, EffectSink, ModChannel
+from bot.store.ports import DuplicateAppeal, DuplicateDecision, ModerationStore
 from bot.workflow import escalation
-from bot.workflow._acting import add_intents
-from bot.workflow.actors import Actor, require_moderator, settings_or_default
+from bot.workflow.actors import Actor, require_moderator, require_same_server, settings_for, settings_or_default
 from bot.workflow.decisions import (
-    decisions_for,
+    decision_follow_ups,
     explain_conflict,
-    first_decision,
-    insert_decision,
+    load_case,
     refuse_if_decided,
+    self_review,
+    self_review_entry,
 )
 from bot.workflow.errors import NotAuthorised, NotFound, Refused
-from bot.workflow.ports import Clock, ModChannel
-from bot.workflow.review import DecisionOutcome, check_note, load_case
+from bot.workflow.ports import Clock
+from bot.workflow.review import DecisionOutcome, case_for, check_note
 
 log = logging.getLogger(__name__)
 
@@ -47,31 +47,30 @@ MAX_STATEMENT_CHARS = 1000
 # Only a case that holds something against the author can be appealed.
 APPEALABLE = (CaseStatus.OPEN, CaseStatus.NEEDS_REVIEW, CaseStatus.CONFIRMED)
 
-_VERDICT_COLUMNS = (
-    "policy, policy_version, status, violation, policy_category, rule_ids, confidence, rationale, reasoning,"
-    " raw_output, model, effort, latency_ms, prompt_tokens, completion_tokens, reused"
-)
-
 
 class Appeals:
     def __init__(
         self,
-        store: SqliteStore,
+        store: ModerationStore,
         classifier: Classifier,
-        sinks: Mapping[str, EffectSink],
+        sinks: Mapping[str, EffectSink] | PlatformRouter,
         mod_channel: ModChannel | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self.store = store
         self.classifier = classifier
-        self.sinks = dict(sinks)
+        self.sinks = PlatformRouter.of(sinks)
         self.mod_channel = mod_channel
         self.clock = clock
 
     # ------------------------------------------------------------ filing
 
     async def file(self, case_id: str, actor: Actor, statement: str) -> AppealView:
-        """Record the author's appeal, ask the model again at high effort, and tell the moderators."""
+        """Record the author's appeal, ask the model again at high effort, and tell the moderators.
+
+        From a surface with no server (a DM button) the case's server is the one; only the
+        author of the message may appeal, wherever they act from.
+        """
         statement = statement.strip()
         if not statement:
             raise Refused("the appeal needs a statement: say why the decision is wrong (up to 1,000 characters)")
@@ -80,36 +79,32 @@ class Appeals:
                 f"the statement is {len(statement)} characters; the limit is {MAX_STATEMENT_CHARS}: shorten it"
             )
         case = await load_case(self.store, case_id)
+        require_same_server(actor, case, allow_no_server=True)
         if actor.id != case.message.author.id:
             raise NotAuthorised(f"{actor.id} may not appeal case {case_id}: only the author of the message may")
-        at = self.clock().isoformat()
+        at = self.clock()
         try:
-            async with self.store.transaction() as conn:
-                async with conn.execute("SELECT created_at FROM appeals WHERE case_id = ?", (case_id,)) as cur:
-                    earlier = await cur.fetchone()
+            async with self.store.transaction() as tx:
+                earlier = await tx.appeals.for_case(case_id)
                 if earlier is not None:
-                    raise _appealed_before(case_id, earlier[0])
-                case = await load_case(self.store, case_id)
+                    raise _appealed_before(case_id, earlier.created_at)
+                case = await load_case(tx, case_id)
                 if case.status not in APPEALABLE:
                     raise Refused(
                         f"case {case_id} is {case.status.value}: only a flagged or confirmed case can be appealed"
                     )
-                await conn.execute(
-                    "INSERT INTO appeals (case_id, author_id, statement, status, created_at)"
-                    " VALUES (?, ?, ?, 'pending', ?)",
-                    (case_id, actor.id, statement, at),
-                )
-                await conn.execute("UPDATE cases SET status = ? WHERE id = ?", (CaseStatus.APPEALED.value, case_id))
-        except sqlite3.IntegrityError as exc:  # a concurrent appeal won the unique index
-            row = await self.store.fetchone("SELECT created_at FROM appeals WHERE case_id = ?", (case_id,))
-            raise _appealed_before(case_id, row[0] if row else at) from exc
+                await tx.appeals.add(case_id, actor.id, statement, at)
+                await tx.cases.set_status(case_id, CaseStatus.APPEALED)
+        except DuplicateAppeal as exc:  # a concurrent appeal won
+            found = await self.store.appeals.for_case(case_id)
+            raise _appealed_before(case_id, found.created_at if found else at) from exc
         view = await self._second_opinion(case_id)
         await self._tell_moderators(case, view)
         return view
 
     async def second_opinion(self, case_id: str, actor: Actor) -> AppealView:
         """Ask the model again if the second opinion is missing (the model was down when the appeal came)."""
-        case = await load_case(self.store, case_id)
+        case = await case_for(self.store, case_id, actor)
         settings = await settings_or_default(self.store, case.message.platform, case.message.server_id)
         require_moderator(actor, settings, "request a second opinion")
         return await self._second_opinion(case_id)
@@ -132,22 +127,22 @@ class Appeals:
         except Exception as exc:  # the appeal stands; the second opinion can be asked for again
             log.warning("second opinion for case %s failed: %s", case_id, type(exc).__name__)
             return view.model_copy(update={"second_opinion_error": f"{type(exc).__name__}: {exc}"[:300]})
-        await self.store.add_verdicts(case_id, verdicts, view.appeal_id)
+        await self.store.appeals.add_second_opinion(view.appeal_id, case_id, verdicts)
         return await self._view(case_id)
 
     async def _policies_judged(self, case: Case) -> list[Policy]:
         """The policy versions that flagged the case (every one that judged it, if none flagged)."""
         judged = [v for v in case.verdicts if v.violation or v.status is VerdictStatus.NEEDS_REVIEW]
         judged = judged or list(case.verdicts)
-        server = case.message.server_id
+        msg = case.message
         found: list[Policy] = []
         for verdict in judged:
-            versions = await self.store.policy_versions(server, verdict.policy)
+            versions = await self.store.policies.versions(msg.platform, msg.server_id, verdict.policy)
             match = next((p for p in versions if p.version == verdict.policy_version), None)
             if match is not None:
                 found.append(match)
         if not found:  # decided without a usable verdict: judge by what is live now
-            found = [lp.policy for lp in await self.store.live_policies(server) if lp.enabled]
+            found = [lp.policy for lp in await self.store.policies.live(msg.platform, msg.server_id) if lp.enabled]
         return found
 
     async def _tell_moderators(self, case: Case, view: AppealView) -> None:
@@ -164,51 +159,24 @@ class Appeals:
     async def view(self, case_id: str, actor: Actor) -> AppealView:
         """The appeal with everything needed to decide it: for moderators and for the author."""
         case = await load_case(self.store, case_id)
-        settings = await settings_or_default(self.store, case.message.platform, case.message.server_id)
+        require_same_server(actor, case, allow_no_server=actor.id == case.message.author.id)
         if actor.id != case.message.author.id:
+            settings = await settings_or_default(self.store, case.message.platform, case.message.server_id)
             require_moderator(actor, settings, "see appeals")
         return await self._view(case_id)
 
-    async def waiting(self, platform: str, server_id: str, actor: Actor) -> list[AppealView]:
-        settings = await settings_or_default(self.store, platform, server_id)
+    async def waiting(self, actor: Actor) -> list[AppealView]:
+        settings = await settings_for(self.store, actor)
         require_moderator(actor, settings, "list appeals")
-        rows = await self.store.fetchall(
-            "SELECT a.case_id FROM appeals a JOIN cases c ON c.id = a.case_id"
-            " WHERE c.server_id = ? AND a.status = 'pending' ORDER BY a.created_at",
-            (server_id,),
-        )
-        return [await self._view(r[0]) for r in rows]
+        appeals = await self.store.appeals.pending(settings.platform, settings.server_id)
+        return [await self._view(a.case_id) for a in appeals]
 
     async def _view(self, case_id: str) -> AppealView:
         case = await load_case(self.store, case_id)
-        row = await self.store.fetchone(
-            "SELECT id, statement, status, decided_by, note, created_at, decided_at FROM appeals WHERE case_id = ?",
-            (case_id,),
-        )
-        if row is None:
+        appeal = await self.store.appeals.for_case(case_id)
+        if appeal is None:
             raise NotFound(f"case {case_id} has no appeal")
-        opinion = await self.store.fetchall(
-            f"SELECT {_VERDICT_COLUMNS} FROM verdicts WHERE appeal_id = ? ORDER BY id", (row[0],)
-        )
-        text_row = await self.store.fetchone("SELECT text FROM cases WHERE id = ?", (case_id,))
-        return AppealView(
-            case_id=case.id,
-            server_id=case.message.server_id,
-            channel_id=case.message.channel_id,
-            message_id=case.message.message_id,
-            author_id=case.message.author.id,
-            text=text_row[0] if text_row else None,
-            case_status=case.status,
-            original=case.verdicts,
-            appeal_id=row[0],
-            statement=row[1],
-            appeal_status=AppealStatus(row[2]),
-            second_opinion=tuple(verdict_from_row(v) for v in opinion),
-            filed_at=datetime.fromisoformat(row[5]),
-            decided_by=row[3],
-            decided_at=datetime.fromisoformat(row[6]) if row[6] else None,
-            note=row[4],
-        )
+        return appeal_view(case, appeal)
 
     # ------------------------------------------------------------ deciding
 
@@ -221,41 +189,37 @@ class Appeals:
 
     async def _decide(self, case_id: str, actor: Actor, action: DecisionAction, note: str) -> DecisionOutcome:
         note = check_note(note)
-        case = await load_case(self.store, case_id)
+        case = await case_for(self.store, case_id, actor)
         settings = await settings_or_default(self.store, case.message.platform, case.message.server_id)
         require_moderator(actor, settings, "decide appeals")
+        own = self_review(actor, case, settings, f"{action.value} the appeal of")
         now = self.clock()
-        at = now.isoformat()
         upheld = action is DecisionAction.UPHOLD
         notes: list[str] = []
         strikes: int | None = None
+        msg = case.message
         try:
-            async with self.store.transaction() as conn:
-                await refuse_if_decided(conn, case_id, "appeal")
-                async with conn.execute("SELECT id, status FROM appeals WHERE case_id = ?", (case_id,)) as cur:
-                    appeal = await cur.fetchone()
+            async with self.store.transaction() as tx:
+                await refuse_if_decided(tx, case_id, "appeal")
+                appeal = await tx.appeals.for_case(case_id)
                 if appeal is None:
                     raise NotFound(f"case {case_id} has no appeal to decide")
-                case = await load_case(self.store, case_id)
-                decision_id = await insert_decision(conn, case_id, case.message.server_id, action, actor.id, note, at)
+                case = await load_case(tx, case_id)
+                decision = await tx.decisions.add(case_id, action, actor.id, note, now, self_review=own)
                 outcome = AppealStatus.UPHELD if upheld else AppealStatus.OVERTURNED
-                await conn.execute(
-                    "UPDATE appeals SET status = ?, decided_by = ?, note = ?, decided_at = ? WHERE id = ?",
-                    (outcome.value, actor.id, note, at, appeal[0]),
-                )
-                await conn.execute(
-                    "UPDATE cases SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?",
-                    (CaseStatus(outcome.value).value, actor.id, at, case_id),
-                )
+                await tx.appeals.decide(appeal.id, outcome, actor.id, note, now)
+                status = CaseStatus(outcome.value)
+                await tx.cases.set_status(case_id, status, actor.id, now)
                 effects: list[Effect] = []
                 if upheld:
-                    # An appeal decided before any review is the case's first confirmation: a strike.
+                    # An appeal decided before any review is the case's first confirmation: a strike
+                    # (unless the case was flagged only for support: never a strike).
                     ladder = settings.strike_ladder
-                    reviewed = await first_decision(conn, case_id, "review")
-                    if ladder.enabled and reviewed is None:
-                        strikes = await escalation.count_strikes(
-                            conn, case.message.server_id, case.message.author.id, now, ladder.window_days
-                        )
+                    reviewed = await tx.decisions.first(case_id, "review")
+                    support = support_only(case.verdicts, await policy_briefs(tx, case))
+                    if ladder.enabled and reviewed is None and not support:
+                        since = now - escalation.window(ladder)
+                        strikes = await tx.cases.count_strikes(msg.platform, msg.server_id, msg.author.id, since)
                         step = escalation.step_for(ladder, strikes)
                         if step is not None:
                             effects += escalation.strike_effects(
@@ -265,6 +229,8 @@ class Appeals:
                     lifts, notes = _reversals(case, now, actor)
                     effects += lifts
                 effects = escalation.merge(effects)
+                decided = case.model_copy(update={"status": status, "decided_by": actor.id, "decided_at": now})
+                effects += decision_follow_ups(decided, settings, actor, action, effects, note)
                 effects.append(
                     Effect(
                         kind=EffectKind.NOTIFY_APPEAL_OUTCOME,
@@ -273,12 +239,13 @@ class Appeals:
                         appeal_outcome="upheld" if upheld else "overturned",
                     )
                 )
-                records = await add_intents(conn, case_id, effects, at)
-        except sqlite3.IntegrityError as exc:
+                records = await tx.effects.add_intents(case_id, effects)
+                if own:
+                    await tx.audit.add(self_review_entry(actor, case, action, decision))
+        except DuplicateDecision as exc:
             raise await explain_conflict(self.store, case_id, "appeal", exc) from exc
-        decided = await load_case(self.store, case_id)
-        done = await carry_out(self.store, self.sinks, decided, records)
-        decision = next(d for d in await decisions_for(self.store, case_id) if d.id == decision_id)
+        decided_case = await load_case(self.store, case_id)
+        done = await carry_out(self.store, self.sinks, decided_case, records)
         return DecisionOutcome(
             case=await load_case(self.store, case_id),
             decision=decision,
@@ -286,6 +253,27 @@ class Appeals:
             strikes=strikes,
             notes=tuple(notes),
         )
+
+
+def appeal_view(case: Case, appeal: Appeal) -> AppealView:
+    return AppealView(
+        case_id=case.id,
+        server_id=case.message.server_id,
+        channel_id=case.message.channel_id,
+        message_id=case.message.message_id,
+        author_id=case.message.author.id,
+        text=None if case.text_purged_at else case.message.text,
+        case_status=case.status,
+        original=case.verdicts,
+        appeal_id=appeal.id,
+        statement=appeal.statement,
+        appeal_status=appeal.status,
+        second_opinion=appeal.second_opinion,
+        filed_at=appeal.created_at,
+        decided_by=appeal.decided_by,
+        decided_at=appeal.decided_at,
+        note=appeal.note,
+    )
 
 
 def _reversals(case: Case, now: datetime, actor: Actor) -> tuple[list[Effect], list[str]]:
@@ -313,9 +301,8 @@ def _reversals(case: Case, now: datetime, actor: Actor) -> tuple[list[Effect], l
     return lifts[:1], notes
 
 
-def _appealed_before(case_id: str, filed_at: str) -> Refused:
-    when = datetime.fromisoformat(filed_at).strftime("%Y-%m-%d %H:%M UTC")
-    return Refused(f"case {case_id} was already appealed at {when}; a case can be appealed once")
+def _appealed_before(case_id: str, filed_at: datetime) -> Refused:
+    return Refused(f"case {case_id} was already appealed at {filed_at:%Y-%m-%d %H:%M} UTC; a case can be appealed once")
 
 
-__all__ = ["MAX_STATEMENT_CHARS", "Appeals"]
+__all__ = ["MAX_STATEMENT_CHARS", "Appeals", "appeal_view"]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-import aiosqlite
+from bot.domain import Effect, EffectKind, StrikeLadder, StrikeStep
 
-from bot.domain import CaseStatus, Effect, EffectKind, StrikeLadder, StrikeStep
 
-# A case counts as a strike once a person has said it violates.
-STRIKE_STATUSES = (CaseStatus.CONFIRMED.value, CaseStatus.UPHELD.value)
+def window(ladder: StrikeLadder) -> timedelta:
+    return timedelta(days=ladder.window_days)
 
 
 def step_for(ladder: StrikeLadder, strikes: int) -> StrikeStep | None:
@@ -51,15 +50,3 @@ def merge(effects: Sequence[Effect]) -> list[Effect]:
             }
         )
     return list(chosen.values())
-
-
-async def count_strikes(
-    conn: aiosqlite.Connection, server_id: str, author_id: str, now: datetime, window_days: int
-) -> int:
-    since = (now - timedelta(days=window_days)).isoformat()
-    async with conn.execute(
-        "SELECT COUNT(*) FROM cases WHERE server_id = ? AND author_id = ? AND created_at >= ? AND status IN (?, ?)",
-        (server_id, author_id, since, *STRIKE_STATUSES),
-    ) as cur:
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0

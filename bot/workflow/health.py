@@ -9,11 +9,12 @@ from datetime import datetime, timedelta
 import httpx
 import ollama
 
-from bot.domain import Frozen, UtcDatetime
 from bot.notices import ModelOutage, ModelRecovered, Notice
-from bot.store import SqliteStore
-from bot.workflow._notify import post, servers_with_mod_channel
+from bot.store.ports import HealthState, ModerationStore
+from bot.workflow._notify import Runs, post, servers_to_notify
 from bot.workflow.ports import ModChannel, ModelProbe
+
+__all__ = ["HealthReport", "HealthState", "OllamaProbe", "probe_model"]
 
 log = logging.getLogger(__name__)
 
@@ -42,109 +43,68 @@ class OllamaProbe:
         return None
 
 
-class HealthState(Frozen):
-    failing_since: UtcDatetime | None
-    healthy_since: UtcDatetime | None
-    last_problem: str
-
-
 @dataclass(frozen=True)
 class HealthReport:
     state: HealthState
     posted: list[tuple[str, Notice]]  # (server id, notice) sent by this probe
 
 
-async def load_state(store: SqliteStore) -> HealthState:
-    row = await store.fetchone("SELECT failing_since, healthy_since, last_problem FROM model_health WHERE id = 1")
-    if row is None:
-        return HealthState(failing_since=None, healthy_since=None, last_problem="")
-    return HealthState(
-        failing_since=datetime.fromisoformat(row[0]) if row[0] else None,
-        healthy_since=datetime.fromisoformat(row[1]) if row[1] else None,
-        last_problem=row[2],
-    )
-
-
-async def probe_model(store: SqliteStore, probe: ModelProbe, channel: ModChannel, now: datetime) -> HealthReport:
+async def probe_model(
+    store: ModerationStore, probe: ModelProbe, channel: ModChannel, now: datetime, runs: Runs
+) -> HealthReport:
     """Probe once and move the outage state on.
 
     A failure starts (or continues) an outage; a server is alerted once the outage has
     lasted its `health_alert_after_minutes`. An alerted server gets its all-clear after
     the model has answered for `health_clear_after_minutes`; a failure in between only
-    restarts that wait, so a flapping model makes no new alerts.
+    restarts that wait, so a flapping model makes no new alerts. Only servers whose
+    platform runs in this process are alerted (an alert nobody posted is never recorded).
     """
     try:
         problem = await probe.check()
     except Exception as exc:
         problem = f"probe failed: {type(exc).__name__}: {exc}"[:300]
-    state = await load_state(store)
-    alerted = {r[0] for r in await store.fetchall("SELECT server_id FROM health_alerts")}
+    state = await store.jobs.health()
+    alerted = await store.jobs.alerted_servers()
     posted: list[tuple[str, Notice]] = []
-    servers = await servers_with_mod_channel(store)
+    servers = await servers_to_notify(store, runs)
     if problem is not None:
         if state.failing_since is None:
             log.warning("model health probe failed, an outage may be starting: %s", problem)
         failing_since = state.failing_since or now
         state = HealthState(failing_since=failing_since, healthy_since=None, last_problem=problem)
         for server in servers:
-            if server.server_id in alerted:
+            if (server.platform, server.server_id) in alerted:
                 continue
             if now - failing_since >= timedelta(minutes=server.health_alert_after_minutes):
                 outage = ModelOutage(since=failing_since, problem=problem)
-                await _mark_alerted(store, server.server_id, now)
+                # Recorded before posting: whatever the post does, the alert is never repeated.
+                await store.jobs.mark_alerted(server.platform, server.server_id, now)
                 await post(channel, server, outage)
                 posted.append((server.server_id, outage))
     elif state.failing_since is not None:
         healthy_since = state.healthy_since or now
         remaining = set(alerted)
         for server in servers:
-            if server.server_id not in alerted:
+            key = (server.platform, server.server_id)
+            if key not in alerted:
                 continue
             if now - healthy_since >= timedelta(minutes=server.health_clear_after_minutes):
                 recovered = ModelRecovered(outage_started=state.failing_since, recovered_at=healthy_since)
-                await _clear_alert(store, server.server_id)
+                await store.jobs.clear_alert(*key)
                 await post(channel, server, recovered)
                 posted.append((server.server_id, recovered))
-                remaining.discard(server.server_id)
-        # Servers that lost their mod channel meanwhile are forgotten rather than kept alerted.
-        known = {s.server_id for s in servers}
-        for server_id in [s for s in remaining if s not in known]:
-            await _clear_alert(store, server_id)
-            remaining.discard(server_id)
+                remaining.discard(key)
+        # Servers that lost their mod channel meanwhile are forgotten rather than kept alerted;
+        # those of a platform not running here keep their alert for the process that runs it.
+        known = {(s.platform, s.server_id) for s in await store.settings.every() if s.mod_channel_id}
+        for key in [k for k in remaining if k not in known]:
+            await store.jobs.clear_alert(*key)
+            remaining.discard(key)
         if remaining:
             state = HealthState(failing_since=state.failing_since, healthy_since=healthy_since, last_problem="")
         else:
             log.info("model answers again")
-            state = HealthState(failing_since=None, healthy_since=None, last_problem="")
-    await _save_state(store, state, now)
+            state = HealthState()
+    await store.jobs.save_health(state, now)
     return HealthReport(state=state, posted=posted)
-
-
-async def _mark_alerted(store: SqliteStore, server_id: str, now: datetime) -> None:
-    # Recorded before posting: whatever the post does, the alert is never repeated.
-    async with store.transaction() as conn:
-        await conn.execute(
-            "INSERT INTO health_alerts (server_id, alerted_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            (server_id, now.isoformat()),
-        )
-
-
-async def _clear_alert(store: SqliteStore, server_id: str) -> None:
-    async with store.transaction() as conn:
-        await conn.execute("DELETE FROM health_alerts WHERE server_id = ?", (server_id,))
-
-
-async def _save_state(store: SqliteStore, state: HealthState, now: datetime) -> None:
-    async with store.transaction() as conn:
-        await conn.execute(
-            "INSERT INTO model_health (id, failing_since, healthy_since, last_problem, probed_at)"
-            " VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET failing_since = excluded.failing_since,"
-            " healthy_since = excluded.healthy_since, last_problem = excluded.last_problem,"
-            " probed_at = excluded.probed_at",
-            (
-                state.failing_since.isoformat() if state.failing_since else None,
-                state.healthy_since.isoformat() if state.healthy_since else None,
-                state.last_problem,
-                now.isoformat(),
-            ),
-        )

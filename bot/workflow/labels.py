@@ -2,70 +2,70 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bot.domain import Case, primary_verdict
-from bot.store import SqliteStore
-from bot.store.sqlite import verdict_from_row
-
-_VERDICT_COLUMNS = (
-    "policy, policy_version, status, violation, policy_category, rule_ids, confidence, rationale, reasoning,"
-    " raw_output, model, effort, latency_ms, prompt_tokens, completion_tokens, reused"
-)
+from bot.domain import Appeal, Case, HumanDecision, primary_verdict
+from bot.store.ports import ModerationStore
+from bot.workflow.actors import Actor, require_moderator, settings_for
 
 
-async def export_labels(store: SqliteStore, server_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
-    """One record per human decision, oldest first. Author ids are left out: labels need no identity."""
-    where = "WHERE h.server_id = ?" if server_id else ""
-    rows = await store.fetchall(
-        "SELECT h.id, h.case_id, h.action, h.violation, h.moderator_id, h.note, h.at, a.id, a.statement"
-        " FROM human_decisions h LEFT JOIN appeals a ON a.case_id = h.case_id AND h.action IN ('uphold', 'overturn')"
-        f" {where} ORDER BY h.id",
-        (server_id,) if server_id else (),
-    )
-    cases: dict[str, Case] = {}
-    for row in rows:
-        case_id = row[1]
-        if case_id not in cases:
-            found = await store.get_case(case_id)
-            if found is None:  # cannot happen: human_decisions references cases
-                continue
-            cases[case_id] = found
-        case = cases[case_id]
-        main = primary_verdict(case.verdicts)
-        retained = await store.fetchone("SELECT text IS NOT NULL FROM cases WHERE id = ?", (case_id,))
-        record: dict[str, Any] = {
-            "decision_id": row[0],
-            "case_id": case_id,
-            "platform": case.message.platform,
-            "server_id": case.message.server_id,
-            "channel_id": case.message.channel_id,
-            "message_id": case.message.message_id,
-            "text": case.message.text if retained and retained[0] else None,
-            "policy": main.policy if main else None,
-            "policy_version": main.policy_version if main else None,
-            "model_verdict": main.summary() if main else None,
-            "verdicts": [v.summary() for v in case.verdicts],
-            "label": {
-                "action": row[2],
-                "violation": bool(row[3]),
-                "moderator_id": row[4],
-                "note": row[5],
-                "at": row[6],
-            },
+class Labels:
+    def __init__(self, store: ModerationStore) -> None:
+        self.store = store
+
+    async def export(self, actor: Actor) -> AsyncIterator[dict[str, Any]]:
+        """The labels of the actor's server, oldest first."""
+        settings = await settings_for(self.store, actor)
+        require_moderator(actor, settings, "export labels")
+        decisions = await self.store.decisions.for_server(settings.platform, settings.server_id)
+        async for record in self._records(decisions):
+            yield record
+
+    async def export_every_server(self) -> AsyncIterator[dict[str, Any]]:
+        """Every server's labels: for the operator who holds the database file (`modbot export --labels`)."""
+        async for record in self._records(await self.store.decisions.every()):
+            yield record
+
+    async def _records(self, decisions: list[HumanDecision]) -> AsyncIterator[dict[str, Any]]:
+        cases: dict[str, Case] = {}
+        for decision in decisions:
+            if decision.case_id not in cases:
+                found = await self.store.cases.get(decision.case_id)
+                if found is None:  # cannot happen: a decision is about a case
+                    continue
+                cases[decision.case_id] = found
+            appeal = await self.store.appeals.for_case(decision.case_id) if decision.action.stage == "appeal" else None
+            yield label_record(cases[decision.case_id], decision, appeal)
+
+
+def label_record(case: Case, decision: HumanDecision, appeal: Appeal | None) -> dict[str, Any]:
+    """One label. Author ids are left out: labels need no identity."""
+    main = primary_verdict(case.verdicts)
+    record: dict[str, Any] = {
+        "decision_id": decision.id,
+        "case_id": case.id,
+        "platform": case.message.platform,
+        "server_id": case.message.server_id,
+        "channel_id": case.message.channel_id,
+        "message_id": case.message.message_id,
+        "text": None if case.text_purged_at else case.message.text,
+        "policy": main.policy if main else None,
+        "policy_version": main.policy_version if main else None,
+        "model_verdict": main.summary() if main else None,
+        "verdicts": [v.summary() for v in case.verdicts],
+        "label": {
+            "action": decision.action.value,
+            "violation": decision.violation,
+            "moderator_id": decision.moderator_id,
+            "note": decision.note,
+            "at": decision.at.isoformat(),
+            "self_review": decision.self_review,
+        },
+    }
+    if appeal is not None:
+        record["appeal"] = {
+            "statement": appeal.statement,
+            "second_opinion": [v.summary() for v in appeal.second_opinion],
         }
-        if row[7] is not None:
-            opinion = await store.fetchall(
-                f"SELECT {_VERDICT_COLUMNS} FROM verdicts WHERE appeal_id = ? ORDER BY id", (row[7],)
-            )
-            record["appeal"] = {
-                "statement": row[8],
-                "second_opinion": [verdict_from_row(v).summary() for v in opinion],
-            }
-        yield record
-
-
-def label_line(record: dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False)
+    return record

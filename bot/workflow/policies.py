@@ -1,17 +1,29 @@
-"""A server's policies over time: set, show, list, history, diff, rollback, enable, disable, mode."""
+"""A server's policies over time: set, show, list, history, diff, rollback, enable, disable, mode, templates."""
 
 from __future__ import annotations
 
 import difflib
-from datetime import datetime
+import json
 from pathlib import Path
 
-from bot.domain import Frozen, Mode, Policy, UtcDatetime
+from bot.domain import Frozen, Mode, Policy, utcnow
 from bot.policy_format import PolicyDocument, Problem, Severity, parse_policy
-from bot.policy_library import install_policies, library_files, load_policies
-from bot.store import LivePolicy, SqliteStore
-from bot.workflow.actors import Actor, require_moderator, settings_or_default
+from bot.policy_library import content_of, install_policies, library_files, load_policies, version_audit
+from bot.store.ports import AuditEntry, LivePolicy, ModerationStore, PolicyContent, Repositories
+from bot.workflow.actors import Actor, require_moderator, settings_for
 from bot.workflow.errors import NotFound, PolicyRejected, Refused
+from bot.workflow.ports import Clock, ConfigChanged
+
+__all__ = [
+    "AuditEntry",
+    "PolicyAdmin",
+    "PolicyHistory",
+    "PolicySetResult",
+    "PolicyState",
+    "Template",
+    "templates",
+    "validate_policy",
+]
 
 
 class PolicySetResult(Frozen):
@@ -28,15 +40,6 @@ class PolicyState(Frozen):
     enabled: bool
     mode: Mode | None  # None: follows the server's mode
     versions: int
-
-
-class AuditEntry(Frozen):
-    actor: str
-    action: str
-    subject: str
-    before: str | None
-    after: str | None
-    at: UtcDatetime
 
 
 class PolicyHistory(Frozen):
@@ -69,133 +72,156 @@ def validate_policy(text: str, name: str | None, source: str = "<policy>") -> Po
     return doc
 
 
+def diffable(policy: Policy) -> str:
+    """A version as a diff shows it: the switches that shape its notices, its text, its author notice."""
+    head = f"sensitive: {str(policy.sensitive).lower()}\nauthor_notice: {policy.author_notice.value}\n\n"
+    notice = f"\n## AUTHOR NOTICE\n{policy.notice_text}\n" if policy.notice_text else ""
+    return head + policy.text + notice
+
+
 class PolicyAdmin:
-    def __init__(self, store: SqliteStore) -> None:
+    """Every change is a new version or a switch, audited in the same transaction, and takes effect at once."""
+
+    def __init__(self, store: ModerationStore, on_change: ConfigChanged | None = None, clock: Clock = utcnow) -> None:
         self.store = store
+        self.on_change = on_change
+        self.clock = clock
+
+    async def _allowed(self, actor: Actor, action: str) -> tuple[str, str]:
+        settings = await settings_for(self.store, actor)
+        require_moderator(actor, settings, action)
+        return settings.platform, settings.server_id
+
+    def _changed(self, platform: str, server_id: str) -> None:
+        if self.on_change is not None:
+            self.on_change(platform, server_id)
 
     # ------------------------------------------------------------ reading
 
-    async def list_policies(self, server_id: str) -> list[PolicyState]:
+    async def list_policies(self, actor: Actor) -> list[PolicyState]:
+        platform, server_id = await self._allowed(actor, "see policies")
         states = []
-        for lp in await self.store.live_policies(server_id):
-            versions = await self.store.policy_versions(server_id, lp.policy.name)
+        for lp in await self.store.policies.live(platform, server_id):
+            versions = await self.store.policies.versions(platform, server_id, lp.policy.name)
             states.append(PolicyState(policy=lp.policy, enabled=lp.enabled, mode=lp.mode, versions=len(versions)))
         return states
 
-    async def show(self, server_id: str, name: str, version: int | None = None) -> Policy:
-        versions = await self._versions(server_id, name)
-        if version is None:
-            return versions[-1]
-        return _version(versions, name, version)
+    async def show(self, actor: Actor, name: str, version: int | None = None) -> Policy:
+        platform, server_id = await self._allowed(actor, "see policies")
+        versions = await self._versions(platform, server_id, name)
+        return versions[-1] if version is None else _version(versions, name, version)
 
-    async def history(self, server_id: str, name: str) -> PolicyHistory:
-        versions = await self._versions(server_id, name)
-        changes = [
-            AuditEntry(
-                actor=e["actor"],
-                action=e["action"],
-                subject=e["subject"],
-                before=e["before"],
-                after=e["after"],
-                at=datetime.fromisoformat(e["at"]),
-            )
-            for e in await self.store.audit_log(server_id)
-            if e["subject"] == f"policy:{name}"
-        ]
+    async def history(self, actor: Actor, name: str) -> PolicyHistory:
+        platform, server_id = await self._allowed(actor, "see policies")
+        versions = await self._versions(platform, server_id, name)
+        changes = [e for e in await self.store.audit.for_server(platform, server_id) if e.subject == f"policy:{name}"]
         return PolicyHistory(name=name, versions=tuple(versions), changes=tuple(changes))
 
-    async def diff(self, server_id: str, name: str, old: int, new: int) -> str:
-        versions = await self._versions(server_id, name)
+    async def diff(self, actor: Actor, name: str, old: int, new: int) -> str:
+        platform, server_id = await self._allowed(actor, "see policies")
+        versions = await self._versions(platform, server_id, name)
         a, b = _version(versions, name, old), _version(versions, name, new)
         return "".join(
             difflib.unified_diff(
-                a.text.splitlines(keepends=True),
-                b.text.splitlines(keepends=True),
+                diffable(a).splitlines(keepends=True),
+                diffable(b).splitlines(keepends=True),
                 fromfile=f"{name} v{old}",
                 tofile=f"{name} v{new}",
             )
         )
 
+    async def audit_log(self, actor: Actor) -> list[AuditEntry]:
+        """Every policy and settings change of the actor's server (and self-reviews)."""
+        platform, server_id = await self._allowed(actor, "see the audit log")
+        return await self.store.audit.for_server(platform, server_id)
+
     # ------------------------------------------------------------ changing
 
     async def set(
-        self,
-        platform: str,
-        server_id: str,
-        text: str,
-        actor: Actor,
-        *,
-        name: str | None = None,
-        source: str = "<policy>",
+        self, actor: Actor, text: str, *, name: str | None = None, source: str = "<policy>"
     ) -> PolicySetResult:
         """Validate and store a new version. A refused or unchanged text adds nothing."""
-        settings = await settings_or_default(self.store, platform, server_id)
-        require_moderator(actor, settings, "change policies")
+        platform, server_id = await self._allowed(actor, "change policies")
         doc = validate_policy(text, name, source)
         warnings = tuple(str(p) for p in doc.warnings)
-        live = await self._live(server_id, doc.name)
-        if live is not None and live.policy.text == doc.body:
-            return PolicySetResult(
-                policy=live.policy, previous_version=live.policy.version, changed=False, warnings=warnings
-            )
-        policy = await self.store.add_policy_version(server_id, doc.name, doc.body, doc.description, actor.id)
-        return PolicySetResult(
-            policy=policy, previous_version=live.policy.version if live else None, changed=True, warnings=warnings
-        )
+        content = content_of(doc)
+        async with self.store.transaction() as tx:
+            live = await _live(tx, platform, server_id, doc.name)
+            if live is not None and content.same_as(live.policy):
+                return PolicySetResult(
+                    policy=live.policy, previous_version=live.policy.version, changed=False, warnings=warnings
+                )
+            previous = live.policy.version if live else None
+            policy = await tx.policies.add_version(platform, server_id, content, actor.id)
+            await tx.audit.add(version_audit(policy, actor.id, "policy.set", previous, policy.created_at))
+        self._changed(platform, server_id)
+        return PolicySetResult(policy=policy, previous_version=previous, changed=True, warnings=warnings)
 
-    async def rollback(self, platform: str, server_id: str, name: str, to_version: int, actor: Actor) -> Policy:
+    async def rollback(self, actor: Actor, name: str, to_version: int) -> Policy:
         """A new version whose text is that of an earlier one: history is never rewritten."""
-        settings = await settings_or_default(self.store, platform, server_id)
-        require_moderator(actor, settings, "roll back policies")
-        versions = await self._versions(server_id, name)
-        target = _version(versions, name, to_version)
-        if target.version == versions[-1].version or target.text == versions[-1].text:
-            raise Refused(f"{name} v{versions[-1].version} is already the text of v{to_version}: nothing to roll back")
-        return await self.store.add_policy_version(
-            server_id, name, target.text, target.description, actor.id, action=f"policy.rollback_to_v{to_version}"
-        )
+        platform, server_id = await self._allowed(actor, "roll back policies")
+        async with self.store.transaction() as tx:
+            versions = await self._versions(platform, server_id, name, tx)
+            target, newest = _version(versions, name, to_version), versions[-1]
+            if target.version == newest.version or PolicyContent.of(target).same_as(newest):
+                raise Refused(f"{name} v{newest.version} is already the text of v{to_version}: nothing to roll back")
+            policy = await tx.policies.add_version(platform, server_id, PolicyContent.of(target), actor.id)
+            await tx.audit.add(
+                version_audit(policy, actor.id, f"policy.rollback_to_v{to_version}", newest.version, policy.created_at)
+            )
+        self._changed(platform, server_id)
+        return policy
 
-    async def enable(self, platform: str, server_id: str, name: str, actor: Actor) -> PolicyState:
-        return await self._switch(platform, server_id, name, actor, "enable policies", enabled=True)
+    async def enable(self, actor: Actor, name: str) -> PolicyState:
+        return await self._switch(actor, name, "enable policies", enabled=True)
 
-    async def disable(self, platform: str, server_id: str, name: str, actor: Actor) -> PolicyState:
-        return await self._switch(platform, server_id, name, actor, "disable policies", enabled=False)
+    async def disable(self, actor: Actor, name: str) -> PolicyState:
+        return await self._switch(actor, name, "disable policies", enabled=False)
 
-    async def set_mode(self, platform: str, server_id: str, name: str, mode: Mode | None, actor: Actor) -> PolicyState:
+    async def set_mode(self, actor: Actor, name: str, mode: Mode | None) -> PolicyState:
         """Enforce or shadow this policy; None makes it follow the server's mode."""
-        return await self._switch(platform, server_id, name, actor, "change a policy's mode", mode=mode)
+        return await self._switch(actor, name, "change a policy's mode", mode=mode, change_mode=True)
 
     async def _switch(
         self,
-        platform: str,
-        server_id: str,
-        name: str,
         actor: Actor,
+        name: str,
         action: str,
         *,
         enabled: bool | None = None,
-        mode: Mode | str | None = "keep",
+        mode: Mode | None = None,
+        change_mode: bool = False,
     ) -> PolicyState:
-        settings = await settings_or_default(self.store, platform, server_id)
-        require_moderator(actor, settings, action)
-        live = await self._live(server_id, name)
-        if live is None:
-            raise await self._not_found(server_id, name)
-        unchanged_enabled = enabled is None or enabled == live.enabled
-        unchanged_mode = mode == "keep" or mode == live.mode
-        if not (unchanged_enabled and unchanged_mode):
-            await self.store.set_policy_switches(server_id, name, actor.id, enabled=enabled, mode=mode)
-        states = {s.policy.name: s for s in await self.list_policies(server_id)}
+        platform, server_id = await self._allowed(actor, action)
+        async with self.store.transaction() as tx:
+            live = await _live(tx, platform, server_id, name)
+            if live is None:
+                raise await _not_found(tx, platform, server_id, name)
+            new_enabled = live.enabled if enabled is None else enabled
+            new_mode = mode if change_mode else live.mode
+            if (new_enabled, new_mode) != (live.enabled, live.mode):
+                await tx.policies.set_switches(platform, server_id, name, new_enabled, new_mode)
+                await tx.audit.add(
+                    AuditEntry(
+                        platform=platform,
+                        server_id=server_id,
+                        actor=actor.id,
+                        action="policy.switch",
+                        subject=f"policy:{name}",
+                        before=_switches(live.enabled, live.mode),
+                        after=_switches(new_enabled, new_mode),
+                        at=self.clock(),
+                    )
+                )
+        self._changed(platform, server_id)
+        states = {s.policy.name: s for s in await self.list_policies(actor)}
         return states[name]
 
     # ------------------------------------------------------------ templates
 
-    async def install_templates(
-        self, platform: str, server_id: str, names: list[str], actor: Actor, policy_dir: Path
-    ) -> list[Policy]:
+    async def install_templates(self, actor: Actor, names: list[str], policy_dir: Path) -> list[Policy]:
         """Start a server with the library policies its admin picked."""
-        settings = await settings_or_default(self.store, platform, server_id)
-        require_moderator(actor, settings, "install policies")
+        platform, server_id = await self._allowed(actor, "install policies")
         available = {t.name: Path(t.path) for t in templates(policy_dir)}
         unknown = [n for n in names if n not in available]
         if unknown or not names:
@@ -204,22 +230,33 @@ class PolicyAdmin:
                 f"available: {', '.join(sorted(available)) or 'none'}"
             )
         docs = load_policies([available[n] for n in dict.fromkeys(names)])
-        return await install_policies(self.store, server_id, docs, actor.id)
+        installed = await install_policies(self.store, platform, server_id, docs, actor.id)
+        self._changed(platform, server_id)
+        return installed
 
     # ------------------------------------------------------------ helpers
 
-    async def _live(self, server_id: str, name: str) -> LivePolicy | None:
-        return next((lp for lp in await self.store.live_policies(server_id) if lp.policy.name == name), None)
-
-    async def _versions(self, server_id: str, name: str) -> list[Policy]:
-        versions = await self.store.policy_versions(server_id, name)
+    async def _versions(
+        self, platform: str, server_id: str, name: str, repos: Repositories | None = None
+    ) -> list[Policy]:
+        repos = repos or self.store
+        versions = await repos.policies.versions(platform, server_id, name)
         if not versions:
-            raise await self._not_found(server_id, name)
+            raise await _not_found(repos, platform, server_id, name)
         return versions
 
-    async def _not_found(self, server_id: str, name: str) -> NotFound:
-        names = [lp.policy.name for lp in await self.store.live_policies(server_id)]
-        return NotFound(f"server {server_id} has no policy named {name!r}; it has: {', '.join(names) or 'none yet'}")
+
+async def _live(repos: Repositories, platform: str, server_id: str, name: str) -> LivePolicy | None:
+    return next((lp for lp in await repos.policies.live(platform, server_id) if lp.policy.name == name), None)
+
+
+async def _not_found(repos: Repositories, platform: str, server_id: str, name: str) -> NotFound:
+    names = [lp.policy.name for lp in await repos.policies.live(platform, server_id)]
+    return NotFound(f"server {server_id} has no policy named {name!r}; it has: {', '.join(names) or 'none yet'}")
+
+
+def _switches(enabled: bool, mode: Mode | None) -> str:
+    return json.dumps({"enabled": enabled, "mode": mode.value if mode else None})
 
 
 def _version(versions: list[Policy], name: str, version: int) -> Policy:

@@ -5,28 +5,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.domain import ServerSettings
-from bot.store import SqliteStore
+from bot.store.ports import ModerationStore
 
 DEFAULT_RETENTION_DAYS = ServerSettings.model_fields["retention_days"].default
 
 
-async def purge_message_text(store: SqliteStore, now: datetime) -> dict[str, int]:
-    """Clear the text of every case past its server's retention. Returns purged counts by server."""
-    rows = await store.fetchall("SELECT server_id, settings FROM server_settings")
-    retention = {r[0]: ServerSettings.model_validate_json(r[1]).retention_days for r in rows}
-    servers = await store.fetchall("SELECT DISTINCT server_id FROM cases WHERE text IS NOT NULL")
-    purged: dict[str, int] = {}
-    stamp = now.isoformat()
-    async with store.transaction() as conn:
-        for (server_id,) in servers:
-            days = retention.get(server_id, DEFAULT_RETENTION_DAYS)
-            cutoff = (now - timedelta(days=days)).isoformat()
-            cur = await conn.execute(
-                "UPDATE cases SET text = NULL, text_purged_at = ? WHERE server_id = ? AND text IS NOT NULL"
-                " AND created_at < ?",
-                (stamp, server_id, cutoff),
-            )
-            if cur.rowcount:
-                purged[server_id] = cur.rowcount
-            await cur.close()
+async def purge_message_text(store: ModerationStore, now: datetime) -> dict[tuple[str, str], int]:
+    """Clear the text of every case past its server's retention. Returns purged counts by (platform, server).
+
+    Every server is purged, whichever platforms run in this process: retention is a promise
+    about the data, not about a platform.
+    """
+    retention = {(s.platform, s.server_id): s.retention_days for s in await store.settings.every()}
+    purged: dict[tuple[str, str], int] = {}
+    for platform, server_id in await store.cases.servers_with_text():
+        days = retention.get((platform, server_id), DEFAULT_RETENTION_DAYS)
+        count = await store.cases.purge_text(platform, server_id, now - timedelta(days=days), now)
+        if count:
+            purged[(platform, server_id)] = count
     return purged

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 
 from bot.domain import (
@@ -14,24 +13,26 @@ from bot.domain import (
     EffectOutcome,
     EffectRecord,
     Frozen,
+    HumanDecision,
     Mode,
     utcnow,
 )
-from bot.effect_runner import carry_out
+from bot.effect_runner import carry_out, policy_briefs, support_only
+from bot.platforms import PlatformRouter
 from bot.ports import EffectSink
-from bot.store import SqliteStore
+from bot.store.ports import CaseQuery, DuplicateDecision, ModerationStore
 from bot.workflow import escalation
-from bot.workflow._acting import add_intents
-from bot.workflow.actors import Actor, require_moderator, settings_or_default
+from bot.workflow.actors import Actor, require_moderator, require_same_server, settings_for, settings_or_default
 from bot.workflow.decisions import (
-    HumanDecision,
+    decision_follow_ups,
     decisions_for,
     explain_conflict,
-    first_decision,
-    insert_decision,
+    load_case,
     refuse_if_decided,
+    self_review,
+    self_review_entry,
 )
-from bot.workflow.errors import NotFound, Refused
+from bot.workflow.errors import Refused
 from bot.workflow.ports import Clock
 
 REVIEWABLE = (CaseStatus.OPEN, CaseStatus.NEEDS_REVIEW)
@@ -48,13 +49,6 @@ class DecisionOutcome(Frozen):
     notes: tuple[str, ...] = ()  # what could not be done, in words
 
 
-async def load_case(store: SqliteStore, case_id: str) -> Case:
-    case = await store.get_case(case_id)
-    if case is None:
-        raise NotFound(f"no case {case_id!r}: check the id against the list of open cases")
-    return case
-
-
 def check_note(note: str) -> str:
     note = note.strip()
     if len(note) > MAX_NOTE_CHARS:
@@ -62,28 +56,32 @@ def check_note(note: str) -> str:
     return note
 
 
+async def case_for(store: ModerationStore, case_id: str, actor: Actor) -> Case:
+    """The case, if it belongs to the server where the actor acts."""
+    case = await load_case(store, case_id)
+    require_same_server(actor, case)
+    return case
+
+
 class Reviews:
-    def __init__(self, store: SqliteStore, sinks: Mapping[str, EffectSink], clock: Clock = utcnow) -> None:
+    def __init__(
+        self, store: ModerationStore, sinks: Mapping[str, EffectSink] | PlatformRouter, clock: Clock = utcnow
+    ) -> None:
         self.store = store
-        self.sinks = dict(sinks)
+        self.sinks = PlatformRouter.of(sinks)
         self.clock = clock
 
-    async def open_cases(self, platform: str, server_id: str, actor: Actor, limit: int = 50) -> list[Case]:
-        """Flagged cases awaiting a moderator, oldest first."""
-        settings = await settings_or_default(self.store, platform, server_id)
+    async def open_cases(self, actor: Actor, limit: int = 50) -> list[Case]:
+        """Flagged cases awaiting a moderator in the actor's server, oldest first."""
+        settings = await settings_for(self.store, actor)
         require_moderator(actor, settings, "list cases")
-        found: list[Case] = []
-        async for case in self.store.iter_cases(
-            "c.server_id = ? AND c.status IN (?, ?)", (server_id, *(s.value for s in REVIEWABLE))
-        ):
-            found.append(case)
-            if len(found) >= limit:
-                break
-        return found
+        return await self.store.cases.find(
+            CaseQuery(platform=settings.platform, server_id=settings.server_id, statuses=REVIEWABLE, limit=limit)
+        )
 
     async def show(self, case_id: str, actor: Actor) -> tuple[Case, list[HumanDecision]]:
         """A case with its verdicts (and the model's reasoning), effects and human decisions."""
-        case = await load_case(self.store, case_id)
+        case = await case_for(self.store, case_id, actor)
         settings = await settings_or_default(self.store, case.message.platform, case.message.server_id)
         require_moderator(actor, settings, "see cases")
         return case, await decisions_for(self.store, case_id)
@@ -114,45 +112,46 @@ class Reviews:
         timeout_minutes: int | None,
     ) -> DecisionOutcome:
         note = check_note(note)
-        case = await load_case(self.store, case_id)
+        case = await case_for(self.store, case_id, actor)
         settings = await settings_or_default(self.store, case.message.platform, case.message.server_id)
         require_moderator(actor, settings, f"{action.value} cases")
+        own = self_review(actor, case, settings, f"{action.value}")
         now = self.clock()
-        at = now.isoformat()
         status = CaseStatus.CONFIRMED if action is DecisionAction.CONFIRM else CaseStatus.DISMISSED
         notes: list[str] = []
         strikes: int | None = None
+        msg = case.message
         try:
-            async with self.store.transaction() as conn:
-                await refuse_if_decided(conn, case_id, "review")
-                case = await load_case(self.store, case_id)  # as of this transaction
+            async with self.store.transaction() as tx:
+                await refuse_if_decided(tx, case_id, "review")
+                case = await load_case(tx, case_id)  # as of this transaction
                 if case.status not in REVIEWABLE:
                     raise Refused(_not_reviewable(case))
-                decision_id = await insert_decision(conn, case_id, case.message.server_id, action, actor.id, note, at)
-                await conn.execute(
-                    "UPDATE cases SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?",
-                    (status.value, actor.id, at, case_id),
-                )
+                decision = await tx.decisions.add(case_id, action, actor.id, note, now, self_review=own)
+                await tx.cases.set_status(case_id, status, actor.id, now)
                 wanted: list[Effect] = []
                 if action is DecisionAction.CONFIRM:
                     wanted, notes = _requested(case, actor, delete, timeout_minutes)
                     ladder = settings.strike_ladder
-                    if ladder.enabled:
-                        strikes = await escalation.count_strikes(
-                            conn, case.message.server_id, case.message.author.id, now, ladder.window_days
-                        )
+                    # A case flagged only for support (self-harm) is never a strike.
+                    if ladder.enabled and not support_only(case.verdicts, await policy_briefs(tx, case)):
+                        since = now - escalation.window(ladder)
+                        strikes = await tx.cases.count_strikes(msg.platform, msg.server_id, msg.author.id, since)
                         step = escalation.step_for(ladder, strikes)
                         if step is not None:
                             wanted += escalation.strike_effects(
                                 step, strikes, ladder, shadow=settings.mode is Mode.SHADOW
                             )
-                records = await add_intents(conn, case_id, escalation.merge(wanted), at)
-        except sqlite3.IntegrityError as exc:
+                wanted = escalation.merge(wanted)
+                decided = case.model_copy(update={"status": status, "decided_by": actor.id, "decided_at": now})
+                wanted += decision_follow_ups(decided, settings, actor, action, wanted, note)
+                records = await tx.effects.add_intents(case_id, wanted)
+                if own:
+                    await tx.audit.add(self_review_entry(actor, case, action, decision))
+        except DuplicateDecision as exc:
             raise await explain_conflict(self.store, case_id, "review", exc) from exc
         decided = await load_case(self.store, case_id)
         done = await carry_out(self.store, self.sinks, decided, records)
-        decision = await first_decision(self.store.connection, case_id, "review")
-        assert decision is not None and decision.id == decision_id
         return DecisionOutcome(
             case=await load_case(self.store, case_id),
             decision=decision,

@@ -1,4 +1,4 @@
-"""Changing a server's settings: validated as a whole, authorised, and written to the audit log."""
+"""Changing a server's settings: validated as a whole, checked against its platform, authorised, audited."""
 
 from __future__ import annotations
 
@@ -6,42 +6,84 @@ from collections.abc import Mapping
 
 from pydantic import ValidationError
 
-from bot.domain import ServerSettings
-from bot.store import SqliteStore
-from bot.workflow.actors import Actor, require_admin, require_moderator, settings_or_default
+from bot.domain import ServerSettings, utcnow
+from bot.platforms import PlatformCatalog
+from bot.store.ports import AuditEntry, ModerationStore
+from bot.workflow.actors import Actor, require_admin, require_moderator, settings_for
 from bot.workflow.errors import Refused
+from bot.workflow.ports import Clock, ConfigChanged
 
 # Who may act is for admins to decide: a moderator must not be able to make more moderators.
 ADMIN_ONLY = frozenset({"moderator_role_ids", "admin_user_ids"})
 FIXED = frozenset({"platform", "server_id"})
 
 
-async def show_settings(store: SqliteStore, platform: str, server_id: str) -> ServerSettings:
-    return await settings_or_default(store, platform, server_id)
+class ServerSettingsService:
+    def __init__(
+        self,
+        store: ModerationStore,
+        catalog: PlatformCatalog | None = None,
+        on_change: ConfigChanged | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog or PlatformCatalog()
+        self.on_change = on_change
+        self.clock = clock
 
+    async def show(self, actor: Actor) -> ServerSettings:
+        """The settings of the actor's server (the defaults for a server nobody configured yet)."""
+        settings = await settings_for(self.store, actor)
+        require_moderator(actor, settings, "see settings")
+        return settings
 
-async def update_settings(
-    store: SqliteStore, platform: str, server_id: str, actor: Actor, changes: Mapping[str, object]
-) -> ServerSettings:
-    """Apply the changes to the current settings; refuse them all if any one is invalid."""
-    current = await settings_or_default(store, platform, server_id)
-    require_moderator(actor, current, "change settings")
-    if not changes:
-        raise Refused("no setting given: pass KEY=VALUE pairs, e.g. retention_days=14")
-    known = set(ServerSettings.model_fields) - FIXED
-    unknown = sorted(set(changes) - known)
-    if unknown:
-        raise Refused(f"unknown setting {', '.join(unknown)}; settings are: {', '.join(sorted(known))}")
-    if ADMIN_ONLY & set(changes):
-        require_admin(actor, current, f"change {', '.join(sorted(ADMIN_ONLY & set(changes)))}")
-    try:
-        updated = ServerSettings.model_validate({**current.model_dump(), **changes})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()
-        )
-        raise Refused(f"settings not changed: {problems}") from exc
-    if updated == current and await store.get_settings(server_id) is not None:
-        return current
-    await store.put_settings(updated, actor.id)
-    return updated
+    async def update(self, actor: Actor, changes: Mapping[str, object]) -> ServerSettings:
+        """Apply the changes to the current settings; refuse them all if any one is invalid.
+
+        An effect the server's platform cannot carry out (a timeout on Slack) is refused here,
+        naming the platform and what to do instead, before any message is judged by it.
+        """
+        current = await settings_for(self.store, actor)
+        require_moderator(actor, current, "change settings")
+        if not changes:
+            raise Refused("no setting given: pass KEY=VALUE pairs, e.g. retention_days=14")
+        known = set(ServerSettings.model_fields) - FIXED
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise Refused(f"unknown setting {', '.join(unknown)}; settings are: {', '.join(sorted(known))}")
+        if ADMIN_ONLY & set(changes):
+            require_admin(actor, current, f"change {', '.join(sorted(ADMIN_ONLY & set(changes)))}")
+        try:
+            updated = ServerSettings.model_validate({**current.model_dump(), **changes})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']} (got {e.get('input')!r})"
+                for e in exc.errors()
+            )
+            raise Refused(f"settings not changed: {problems}") from exc
+        if self.catalog.names and self.catalog.get(updated.platform) is None:
+            raise Refused(f"no platform named {updated.platform!r}; platforms are {', '.join(self.catalog.names)}")
+        unsupported = self.catalog.unsupported(updated)
+        if unsupported:
+            raise Refused("settings not changed: " + "; ".join(unsupported))
+        async with self.store.transaction() as tx:
+            before = await tx.settings.get(updated.platform, updated.server_id)
+            if updated == current and before is not None:
+                return current
+            now = self.clock()
+            await tx.settings.put(updated, now)
+            await tx.audit.add(
+                AuditEntry(
+                    platform=updated.platform,
+                    server_id=updated.server_id,
+                    actor=actor.id,
+                    action="settings.set",
+                    subject="settings",
+                    before=before.model_dump_json() if before else None,
+                    after=updated.model_dump_json(),
+                    at=now,
+                )
+            )
+        if self.on_change is not None:
+            self.on_change(updated.platform, updated.server_id)
+        return updated

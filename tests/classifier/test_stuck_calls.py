@@ -18,8 +18,8 @@ import pytest_asyncio
 from bot.classifier import ModelUnavailable, RetryPolicy
 from bot.domain import CaseStatus, VerdictStatus
 from bot.pipeline import ModerationPipeline
-from bot.store import SqliteStore
-from tests.helpers import RecordingSink, make_message
+from bot.store.sqlite import SqliteStore
+from tests.helpers import RecordingSink, add_policy, make_message
 from tests.test_classifier import Backend, free_port, request
 
 
@@ -86,11 +86,11 @@ async def test_the_pipeline_decides_a_message_the_model_never_answers(hanging: B
     c = hanging.classifier(timeout=0.3, timeout_retries=1)
     pipeline = ModerationPipeline(store, c, {"console": RecordingSink()}, workers=2)
     try:
-        await store.add_policy_version("s1", "harassment", "# H\n## VIOLATES (1)\n- HB1.a: insults\n", "", "test")
+        await add_policy(store, text="# H\n## VIOLATES (1)\n- HB1.a: insults\n")
         await pipeline.start()
         assert await pipeline.submit(make_message("m1", "hello there"))
         await asyncio.wait_for(pipeline.drain(), 10)  # before the fix: never returned
-        [case] = [case async for case in store.iter_cases()]
+        [case] = [case async for case in store.cases.every()]
         assert case.status is CaseStatus.NEEDS_REVIEW
         [verdict] = case.verdicts
         assert verdict.status is VerdictStatus.NEEDS_REVIEW and "timed out after 0.3 s" in verdict.rationale

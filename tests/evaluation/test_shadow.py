@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain import Author, Case, CaseStatus, Confidence, Message, Verdict, VerdictStatus
+from bot.domain import Author, Case, CaseStatus, Confidence, DecisionAction, Message, Verdict, VerdictStatus
 from bot.evaluation import shadow_report
-from bot.store import SqliteStore
+from bot.store.sqlite import SqliteStore
 from tests.evaluation._cli import run_cli
 
 SERVER = "g1"
@@ -51,15 +51,9 @@ async def add_case(store: SqliteStore, case_id: str, verdicts: tuple[Verdict, ..
     await store.record_decision(queue_id, case, [])
 
 
-async def decide(store: SqliteStore, case_id: str, action: str, at: datetime, server: str = SERVER) -> None:
-    # The workflow that writes these belongs to the moderation workflow; the table is the contract.
-    violation = int(action in ("confirm", "uphold"))
-    async with store.transaction() as conn:
-        await conn.execute(
-            "INSERT INTO human_decisions (case_id, server_id, action, violation, moderator_id, note, at)"
-            " VALUES (?, ?, ?, ?, ?, '', ?)",
-            (case_id, server, action, violation, "mod1", at.isoformat()),
-        )
+async def decide(store: SqliteStore, case_id: str, action: str, at: datetime) -> None:
+    # Written through the store's port, as the moderation workflow writes them.
+    await store.decisions.add(case_id, DecisionAction(action), "mod1", "", at)
 
 
 HB, SP = "harassment", "spam-scams"
@@ -72,7 +66,7 @@ async def traffic(store: SqliteStore) -> SqliteStore:
     await add_case(store, "c2", (verdict(HB, ("HB1.b",)), verdict(SP)))
     await decide(store, "c2", "dismiss", day(2))
     # An appeal's second opinion is not the first-pass verdict: it must not count.
-    await store.add_verdicts("c2", [verdict(SP, ("SP1.a",))], appeal_id=1)
+    await store.appeals.add_second_opinion(1, "c2", [verdict(SP, ("SP1.a",))])
     await add_case(store, "c3", (verdict(HB, ("HB1.b", "HB1.a")), verdict(SP)))
     await decide(store, "c3", "confirm", day(2))
     await decide(store, "c3", "overturn", day(6))  # the latest decision is the label
@@ -88,13 +82,13 @@ async def traffic(store: SqliteStore) -> SqliteStore:
     await add_case(store, "c8", ())  # skipped: no verdict to compare
     await decide(store, "c8", "confirm", day(5))
     await add_case(store, "c9", (verdict(HB, ("HB1.b",)),), server="g2")  # another server
-    await decide(store, "c9", "dismiss", day(5), server="g2")
+    await decide(store, "c9", "dismiss", day(5))
     await add_case(store, "c10", (verdict(HB, ("HB1.b",)),))  # no human decision yet
     return store
 
 
 async def test_report_by_hand(traffic: SqliteStore) -> None:
-    report = await shadow_report(traffic, SERVER)
+    report = await shadow_report(traffic, "discord", SERVER)
     assert report.labelled_cases == 8
     assert report.compared_cases == 7
     assert report.unjudged_cases == 1
@@ -123,7 +117,7 @@ async def test_report_by_hand(traffic: SqliteStore) -> None:
 
 
 async def test_lines_for_the_digest(traffic: SqliteStore) -> None:
-    report = await shadow_report(traffic, SERVER)
+    report = await shadow_report(traffic, "discord", SERVER)
     assert report.lines() == [
         "Shadow evaluation, server g1",
         "  7 cases with a moderator's decision: the model agreed on 4 (57.1%); 2 false flags, 1 missed",
@@ -139,7 +133,7 @@ async def test_lines_for_the_digest(traffic: SqliteStore) -> None:
 
 
 async def test_since_counts_cases_by_their_latest_decision(traffic: SqliteStore) -> None:
-    report = await shadow_report(traffic, SERVER, since=day(5))
+    report = await shadow_report(traffic, "discord", SERVER, since=day(5))
     # c3 (overturned day 6), c4 (upheld day 7), c6, c7, c8 (day 5); c1 c2 c5 are older.
     assert report.labelled_cases == 5
     assert report.compared_cases == 4
@@ -147,11 +141,11 @@ async def test_since_counts_cases_by_their_latest_decision(traffic: SqliteStore)
     assert report.policies[HB].reversed == 1
     assert report.lines()[0] == "Shadow evaluation, server g1 since 2025-03-06T00:00+00:00"
     with pytest.raises(ValueError, match="timezone"):
-        await shadow_report(traffic, SERVER, since=datetime(2025, 3, 1))
+        await shadow_report(traffic, "discord", SERVER, since=datetime(2025, 3, 1))
 
 
 async def test_a_server_without_decisions(store: SqliteStore) -> None:
-    report = await shadow_report(store, "quiet")
+    report = await shadow_report(store, "discord", "quiet")
     assert report.labelled_cases == 0
     assert report.agreement is None
     assert report.lines() == [
@@ -162,19 +156,19 @@ async def test_a_server_without_decisions(store: SqliteStore) -> None:
 
 async def test_report_command(traffic: SqliteStore) -> None:
     db = traffic.path
-    text = await run_cli("report", "--server", SERVER, "--db", db)
+    text = await run_cli("report", "--server", SERVER, "--platform", "discord", "--db", db)
     assert text.exit_code == 0, text.output
-    assert text.stdout.splitlines() == (await shadow_report(traffic, SERVER)).lines()
-    as_json = await run_cli("report", "--server", SERVER, "--db", db, "--json")
+    assert text.stdout.splitlines() == (await shadow_report(traffic, "discord", SERVER)).lines()
+    as_json = await run_cli("report", "--server", SERVER, "--platform", "discord", "--db", db, "--json")
     data = json.loads(as_json.stdout)
     assert data["policies"][HB]["overturn_rate"] == pytest.approx(2 / 3)
     assert data["false_positive_rules"][0]["rule_id"] == "HB1.b"
-    since = await run_cli("report", "--server", SERVER, "--db", db, "--since", "2025-03-06")
+    since = await run_cli("report", "--server", SERVER, "--platform", "discord", "--db", db, "--since", "2025-03-06")
     assert "since 2025-03-06T00:00+00:00" in since.stdout
 
 
 async def test_report_without_a_database(tmp_path: Path) -> None:
-    result = await run_cli("report", "--server", SERVER, "--db", tmp_path / "none.db")
+    result = await run_cli("report", "--server", SERVER, "--platform", "discord", "--db", tmp_path / "none.db")
     assert result.exit_code == 2
     assert "no database at" in result.stderr
     assert not (tmp_path / "none.db").exists()

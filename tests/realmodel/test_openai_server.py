@@ -33,7 +33,7 @@ from bot.classifier.factory import build_classifier  # noqa: E402
 from bot.domain import CaseStatus, EffectOutcome, Effort, VerdictStatus  # noqa: E402
 from bot.pipeline import ModerationPipeline  # noqa: E402
 from bot.settings import ModbotSettings  # noqa: E402
-from bot.store import SqliteStore  # noqa: E402
+from bot.store.sqlite import SqliteStore  # noqa: E402
 from tests.fakes.llama_ollama import DEFAULT_MODEL_NAME  # noqa: E402
 from tests.realmodel.test_real_model import (  # noqa: E402
     _message,
@@ -153,7 +153,7 @@ async def test_messages_become_cases_through_the_openai_backend(
         rows = await store.fetchall("SELECT id FROM cases ORDER BY message_id")
         assert len(rows) == 2 and await store.queue_counts() == {"done": 2}
         for (case_id,) in rows:
-            case = await store.get_case(case_id)
+            case = await store.cases.get(case_id)
             assert case is not None and case.status in (CaseStatus.CLEAN, CaseStatus.OPEN)
             [verdict] = case.verdicts
             assert_valid_verdict(verdict, policy.name)

@@ -47,8 +47,8 @@ from bot.domain import (  # noqa: E402
 )
 from bot.pipeline import ModerationPipeline  # noqa: E402
 from bot.policy_format import load_policy_file  # noqa: E402
-from bot.policy_library import as_policy  # noqa: E402
-from bot.store import SqliteStore  # noqa: E402
+from bot.policy_library import as_policy, content_of  # noqa: E402
+from bot.store.sqlite import SqliteStore  # noqa: E402
 from tests.fakes.llama_ollama import DEFAULT_MODEL_NAME, LlamaOllama  # noqa: E402
 
 pytestmark = [pytest.mark.realmodel, pytest.mark.slow]
@@ -133,7 +133,7 @@ async def _policy(store: SqliteStore | None = None) -> Policy:
     doc = load_policy_file(POLICY_FILE)
     if store is None:
         return as_policy(doc, SERVER)
-    return await store.add_policy_version(SERVER, doc.name, doc.body, doc.description, "test")
+    return await store.policies.add_version("test", SERVER, content_of(doc), "test")
 
 
 # ---------------------------------------------------------------- (a) one real classification
@@ -220,7 +220,7 @@ async def test_pipeline_decides_three_messages_with_the_real_model(llama_ollama:
         assert [r[1] for r in rows] == ["m1", "m2", "m3"]
         assert await store.queue_counts() == {"done": 3}, await store.queue_counts()
         for row in rows:
-            case = await store.get_case(row[0])
+            case = await store.cases.get(row[0])
             assert case is not None
             assert case.status in (CaseStatus.CLEAN, CaseStatus.OPEN), case.status
             assert len(case.verdicts) == 1

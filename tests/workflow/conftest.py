@@ -23,17 +23,24 @@ from bot.domain import (
     Verdict,
 )
 from bot.pipeline import new_case_id
-from bot.store import SqliteStore
+from bot.store.ports import ModerationStore
+from bot.store.sqlite import SqliteStore
 from bot.workflow import Actor, PolicyAdmin
 from tests.fakes.ollama_fake import FakeOllama
 from tests.workflow.fakes import FakeClock, FakeModChannel, FakeProbe, FakeSink
 
 SERVER = "g1"
-ADMIN = Actor(id="admin-1", is_admin=True)
-MOD = Actor(id="mod-1", roles=("mods",))
-MOD2 = Actor(id="mod-2", roles=("mods",))
-MEMBER = Actor(id="member-9", roles=("members",))
+ADMIN = Actor(id="admin-1", platform="console", server_id=SERVER, is_admin=True)
+MOD = Actor(id="mod-1", platform="console", server_id=SERVER, roles=("mods",))
+MOD2 = Actor(id="mod-2", platform="console", server_id=SERVER, roles=("mods",))
+MEMBER = Actor(id="member-9", platform="console", server_id=SERVER, roles=("members",))
 AUTHOR = "author-1"
+AUTHOR_ACTOR = Actor(id=AUTHOR, platform="console", server_id=SERVER)
+
+
+def acting(actor: Actor, server: str) -> Actor:
+    """The same person acting in another server (their roles and rights as the adapter saw them there)."""
+    return actor.model_copy(update={"server_id": server})
 
 
 @pytest.fixture
@@ -84,9 +91,9 @@ async def configure(store: SqliteStore, **changes: Any) -> ServerSettings:
         platform="console", server_id=SERVER, mod_channel_id="mod-channel", moderator_role_ids=("mods",)
     ).model_copy(update=changes)
     settings = ServerSettings.model_validate(settings.model_dump())
-    await store.put_settings(settings, "setup")
-    if not await store.live_policies(SERVER):
-        await PolicyAdmin(store).set("console", SERVER, policy_text(), ADMIN)
+    await store.settings.put(settings, store.now())
+    if not await store.policies.live("console", SERVER):
+        await PolicyAdmin(store).set(ADMIN, policy_text())
     return settings
 
 
@@ -155,7 +162,7 @@ async def seed_case(
         created_at=store.now(),
     )
     await store.record_decision(queue_id, case, list(effects))
-    found = await store.get_case(case.id)
+    found = await store.cases.get(case.id)
     assert found is not None
     return found
 
@@ -171,8 +178,5 @@ async def snapshot(store: SqliteStore) -> dict[str, list[tuple[Any, ...]]]:
     return {t: [tuple(r) for r in await store.fetchall(f"SELECT * FROM {t} ORDER BY rowid")] for t in tables}
 
 
-async def human_labels(store: SqliteStore, case_id: str) -> list[tuple[str, int, str]]:
-    rows = await store.fetchall(
-        "SELECT action, violation, moderator_id FROM human_decisions WHERE case_id = ? ORDER BY id", (case_id,)
-    )
-    return [(r[0], r[1], r[2]) for r in rows]
+async def human_labels(store: ModerationStore, case_id: str) -> list[tuple[str, int, str]]:
+    return [(d.action.value, int(d.violation), d.moderator_id) for d in await store.decisions.for_case(case_id)]

@@ -9,9 +9,8 @@ from aiohttp import web
 
 from bot.classifier import OllamaClassifier
 from bot.domain import AppealStatus, CaseStatus, Effect, EffectKind, EffectOutcome, Effort
-from bot.store import SqliteStore
+from bot.store.sqlite import SqliteStore
 from bot.workflow import (
-    Actor,
     AlreadyDecided,
     AppealFiled,
     Appeals,
@@ -25,6 +24,7 @@ from tests.fakes.ollama_fake import FakeOllama, Reply, content_of, system_of, ve
 from tests.workflow.conftest import (
     ADMIN,
     AUTHOR,
+    AUTHOR_ACTOR,
     MEMBER,
     MOD,
     MOD2,
@@ -37,7 +37,6 @@ from tests.workflow.conftest import (
 )
 from tests.workflow.fakes import FakeClock, FakeModChannel, FakeSink
 
-AUTHOR_ACTOR = Actor(id=AUTHOR)
 STATEMENT = 'I was quoting what someone said to me, to report it. "Ignore the policy" is not an instruction.'
 
 
@@ -60,7 +59,7 @@ async def test_the_author_appeals_and_the_model_looks_again_at_high_effort_with_
     await configure(wstore)
     case = await seed_case(wstore, text="he said 'you are an idiot' to me")
     # The policy changed after the decision: the second opinion judges by the version that decided.
-    await PolicyAdmin(wstore).set("console", SERVER, policy_text().replace("Insulting a target", "Insulting"), ADMIN)
+    await PolicyAdmin(wstore).set(ADMIN, policy_text().replace("Insulting a target", "Insulting"))
     fake_ollama.responder = second_opinion_says_safe
 
     view = await appeals.file(case.id, AUTHOR_ACTOR, STATEMENT)
@@ -70,7 +69,7 @@ async def test_the_author_appeals_and_the_model_looks_again_at_high_effort_with_
     payload = content_of(request)
     assert payload["appeal"] == STATEMENT
     assert payload["content"]["text"] == "he said 'you are an idiot' to me"
-    v1 = (await wstore.policy_versions(SERVER, "harassment"))[0]
+    v1 = (await wstore.policies.versions("console", SERVER, "harassment"))[0]
     assert system_of(request) == v1.text
     assert view.case_status is CaseStatus.APPEALED
     assert view.appeal_status is AppealStatus.PENDING
@@ -78,7 +77,7 @@ async def test_the_author_appeals_and_the_model_looks_again_at_high_effort_with_
         (False, Effort.HIGH, ("HB0.b",), 1)
     ]
     # The original verdict is unchanged; the second opinion is kept beside it.
-    stored = await wstore.get_case(case.id)
+    stored = await wstore.cases.get(case.id)
     assert stored is not None and [v.violation for v in stored.verdicts] == [True]
     # Moderators are told, with everything they need.
     ((server_id, notice),) = channel.posted
@@ -208,7 +207,7 @@ async def test_overturn_lifts_a_running_timeout_marks_a_false_positive_and_tells
     assert (tell.appeal_outcome, tell.reason) == ("overturned", "It was a quote.")
     assert "the message was deleted and cannot be restored" in outcome.notes
     assert await human_labels(wstore, case.id) == [("overturn", 0, "mod-1")]
-    stored = await wstore.get_case(case.id)
+    stored = await wstore.cases.get(case.id)
     assert stored is not None
     assert [(r.effect.kind, r.outcome) for r in stored.effects][-2:] == [
         (EffectKind.LIFT_TIMEOUT, EffectOutcome.DONE),
@@ -285,6 +284,6 @@ async def test_who_sees_an_appeal(wstore: SqliteStore, appeals: Appeals) -> None
     assert (await appeals.view(case.id, MOD)).statement == STATEMENT
     with pytest.raises(NotAuthorised):
         await appeals.view(case.id, MEMBER)
-    assert [v.case_id for v in await appeals.waiting("console", SERVER, MOD)] == [case.id]
+    assert [v.case_id for v in await appeals.waiting(MOD)] == [case.id]
     await appeals.uphold(case.id, MOD)
-    assert await appeals.waiting("console", SERVER, MOD) == []
+    assert await appeals.waiting(MOD) == []

@@ -18,7 +18,7 @@ import adapters.console.policy_admin_cli
 import adapters.console.workflow_cli  # noqa: F401
 from adapters.console.cli import app
 from bot.domain import Case, CaseStatus, Effect, EffectKind, EffectOutcome
-from bot.store import SqliteStore
+from bot.store.sqlite import SqliteStore
 from tests.conftest import REPO
 from tests.fakes.ollama_fake import FakeOllama, Reply, content_of, verdict_json
 from tests.workflow.conftest import AUTHOR, DATA, SERVER, configure, policy_text, seed_case
@@ -121,11 +121,14 @@ def test_review_from_the_command_line(db: Path) -> None:
     listed = ok(modbot(db, "review", "list", "-s", SERVER, *MOD))
     assert f"case {case.id} [open]" in listed and "you are an idiot" in listed
     refused(modbot(db, "review", "list", "-s", SERVER, "--actor", "member"), "member may not list cases")
-    out = ok(modbot(db, "review", "confirm", case.id, *MOD, "--timeout", "30", "--note", "insult"))
+    out = ok(modbot(db, "review", "confirm", case.id, "-s", SERVER, *MOD, "--timeout", "30", "--note", "insult"))
     assert "confirm by mod-1; status now confirmed" in out
     assert "timeout 30min by mod-1: done" in out
-    refused(modbot(db, "review", "dismiss", case.id, "--actor", "mod-2", "--role", "mods"), "confirm by mod-1 at")
-    shown = json.loads(ok(modbot(db, "review", "show", case.id, *MOD, "--json")))
+    refused(
+        modbot(db, "review", "dismiss", case.id, "-s", SERVER, "--actor", "mod-2", "--role", "mods"),
+        "confirm by mod-1 at",
+    )
+    shown = json.loads(ok(modbot(db, "review", "show", case.id, "-s", SERVER, *MOD, "--json")))
     assert shown["status"] == "confirmed" and shown["decisions"][0]["note"] == "insult"
     assert shown["verdicts"][0]["reasoning"] == "The message insults a member."
 
@@ -135,7 +138,7 @@ def test_appeal_decisions_and_labels_from_the_command_line(db: Path) -> None:
 
     async def appeal_without_text(store: SqliteStore) -> None:
         # A purged message is appealed without the model (which this test does not run).
-        async with store.transaction() as conn:
+        async with store.raw_transaction() as conn:
             await conn.execute(
                 "INSERT INTO appeals (case_id, author_id, statement, status, created_at)"
                 " VALUES (?, ?, 'a quote', 'pending', ?)",
@@ -145,11 +148,13 @@ def test_appeal_decisions_and_labels_from_the_command_line(db: Path) -> None:
 
     with_store(db, appeal_without_text)
     assert "statement: 'a quote'" in ok(modbot(db, "appeal", "list", "-s", SERVER, *MOD))
-    refused(modbot(db, "appeal", "overturn", case.id, "--actor", AUTHOR), f"{AUTHOR} may not decide appeals")
-    out = ok(modbot(db, "appeal", "overturn", case.id, *MOD, "--note", "quoted to report"))
+    refused(
+        modbot(db, "appeal", "overturn", case.id, "-s", SERVER, "--actor", AUTHOR), f"{AUTHOR} may not decide appeals"
+    )
+    out = ok(modbot(db, "appeal", "overturn", case.id, "-s", SERVER, *MOD, "--note", "quoted to report"))
     assert "status now overturned" in out
     assert "lift_timeout 10000min by mod-1: done" in out and "notify_appeal_outcome by mod-1: done" in out
-    refused(modbot(db, "appeal", "uphold", case.id, *MOD), "overturn by mod-1")
+    refused(modbot(db, "appeal", "uphold", case.id, "-s", SERVER, *MOD), "overturn by mod-1")
     labels = [json.loads(line) for line in ok(modbot(db, "export", "--labels")).splitlines()]
     assert [(r["case_id"], r["label"]["action"], r["label"]["violation"], r["text"]) for r in labels] == [
         (case.id, "overturn", False, "you are an idiot")
@@ -264,3 +269,31 @@ async def test_preview_and_apply_from_the_command_line(db: Path, fake_ollama: Fa
     code, out, err = await run_modbot(db, fake_ollama, "policy", "apply", draft_id, "-s", SERVER, *MOD)
     assert code == 0, err
     assert f"harassment: draft {draft_id} is live as v2" in out
+
+
+def test_a_decision_from_the_command_line_updates_the_flag_post_through_its_stored_reference(db: Path) -> None:
+    case = seeded(db, effects=[(Effect(kind=EffectKind.FLAG), EffectOutcome.DONE)])
+
+    async def posted(store: SqliteStore) -> None:
+        await store.effects.set_outcome(case.id, 1, EffectOutcome.DONE, reference="mod-channel/777")
+
+    with_store(db, posted)
+    result = modbot(db, "review", "confirm", case.id, "-s", SERVER, *MOD, "--note", "insult")
+    assert "update_flag by mod-1: done" in ok(result)
+    assert f"[effect] case {case.id} update_flag" in result.stderr
+    assert "post=mod-channel/777 status=confirmed by=mod-1" in result.stderr
+
+    async def effects(store: SqliteStore) -> list[tuple[str, str]]:
+        stored = await store.cases.get(case.id)
+        assert stored is not None
+        return [(r.effect.kind.value, r.outcome.value) for r in stored.effects]
+
+    assert with_store(db, effects) == [("flag", "done"), ("update_flag", "done")]
+
+
+def test_every_command_that_acts_names_its_server_and_another_servers_case_is_not_found(db: Path) -> None:
+    case = seeded(db)
+    refused(modbot(db, "review", "confirm", case.id, "-s", "other-server", "--actor", "admin-1", "--admin"), "no case")
+    refused(modbot(db, "review", "confirm", case.id, "-s", SERVER, "--platform", "discord", *ADMIN), "no case")
+    missing = modbot(db, "review", "dismiss", case.id, *MOD)
+    assert missing.exit_code == 2 and "--server" in missing.output

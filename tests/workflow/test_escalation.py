@@ -6,9 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from bot.domain import Case, CaseStatus, EffectKind, EffectOutcome, Mode, ServerSettings, StrikeLadder, StrikeStep
-from bot.store import SqliteStore
-from bot.workflow import Actor, Appeals, Reviews, step_for
-from tests.workflow.conftest import AUTHOR, MOD, configure, seed_case
+from bot.store.sqlite import SqliteStore
+from bot.workflow import Appeals, Reviews, step_for
+from tests.workflow.conftest import AUTHOR, AUTHOR_ACTOR, MOD, configure, seed_case
 from tests.workflow.fakes import FakeClock, FakeModChannel, FakeSink
 
 LADDER = StrikeLadder(
@@ -55,11 +55,13 @@ async def confirm_n(
 async def test_repeat_violations_escalate(wstore: SqliteStore, sink: FakeSink, clock: FakeClock) -> None:
     await configure(wstore, strike_ladder=LADDER)
     assert await confirm_n(wstore, sink, clock, 3) == [1, 2, 3]
-    timeouts = [(e.timeout_minutes, e.reason) for e, _ in sink.executed]
+    timeouts = [(e.timeout_minutes, e.reason) for e, _ in sink.executed if e.kind is EffectKind.TIMEOUT]
     assert timeouts == [
         (60, "strike 2 within 30 days (ladder step from 2 strikes)"),
         (1440, "strike 3 within 30 days (ladder step from 3 strikes)"),
     ]
+    # Each timed-out author is told why, once per confirmation that acted (notify_author_on_confirm).
+    assert sink.kinds() == [EffectKind.TIMEOUT, EffectKind.NOTIFY_AUTHOR] * 2
     assert all(c.message.author.id == AUTHOR for _, c in sink.executed)
 
 
@@ -95,7 +97,7 @@ async def test_the_longer_timeout_wins_when_the_moderator_asks_for_one_too(
     sink.executed.clear()
     case = await seed_case(wstore)
     outcome = await Reviews(wstore, {"console": sink}, clock).confirm(case.id, MOD, timeout_minutes=30, delete=True)
-    assert sink.kinds() == [EffectKind.DELETE, EffectKind.TIMEOUT]
+    assert sink.kinds() == [EffectKind.DELETE, EffectKind.TIMEOUT, EffectKind.NOTIFY_AUTHOR]
     timeout = sink.executed[1][0]
     assert timeout.timeout_minutes == 1440
     assert timeout.requested_by == "mod-1"
@@ -119,17 +121,17 @@ async def test_an_upheld_appeal_on_an_unreviewed_case_is_a_strike_an_overturned_
     await confirm_n(wstore, sink, clock, 1)
     appeals = Appeals(wstore, _NoCall(), {"console": sink}, channel, clock)
     case = await purged(wstore, await seed_case(wstore))  # no retained text: no second opinion
-    await appeals.file(case.id, Actor(id=AUTHOR), "please")
+    await appeals.file(case.id, AUTHOR_ACTOR, "please")
     outcome = await appeals.uphold(case.id, MOD)
     assert outcome.strikes == 2
     assert sink.kinds() == [EffectKind.TIMEOUT, EffectKind.NOTIFY_APPEAL_OUTCOME]
     # An overturned case stops counting.
     third = await purged(wstore, await seed_case(wstore))
-    await appeals.file(third.id, Actor(id=AUTHOR), "please")
+    await appeals.file(third.id, AUTHOR_ACTOR, "please")
     await appeals.overturn(third.id, MOD)
     fourth = await seed_case(wstore)
     assert (await Reviews(wstore, {"console": sink}, clock).confirm(fourth.id, MOD)).strikes == 3
-    assert (await wstore.get_case(third.id)).status is CaseStatus.OVERTURNED  # type: ignore[union-attr]
+    assert (await wstore.cases.get(third.id)).status is CaseStatus.OVERTURNED  # type: ignore[union-attr]
     assert appeals.classifier.calls == 0  # type: ignore[attr-defined]
 
 
@@ -140,8 +142,8 @@ async def test_an_upheld_appeal_on_a_confirmed_case_is_not_a_second_strike(
     await confirm_n(wstore, sink, clock, 2)
     appeals = Appeals(wstore, _NoCall(), {"console": sink}, channel, clock)
     last = (await wstore.fetchall("SELECT id FROM cases ORDER BY rowid DESC LIMIT 1"))[0][0]
-    await purged(wstore, await wstore.get_case(last))  # type: ignore[arg-type]
-    await appeals.file(last, Actor(id=AUTHOR), "please")
+    await purged(wstore, await wstore.cases.get(last))  # type: ignore[arg-type]
+    await appeals.file(last, AUTHOR_ACTOR, "please")
     sink.executed.clear()
     outcome = await appeals.uphold(last, MOD)
     assert outcome.strikes is None
@@ -160,7 +162,7 @@ class _NoCall:
 
 
 async def purged(store: SqliteStore, case: Case) -> Case:
-    async with store.transaction() as conn:
+    async with store.raw_transaction() as conn:
         await conn.execute(
             "UPDATE cases SET text = NULL, text_purged_at = ? WHERE id = ?", (store.now().isoformat(), case.id)
         )

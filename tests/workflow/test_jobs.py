@@ -10,9 +10,8 @@ import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED
 
 from bot.domain import CaseStatus, ServerSettings
-from bot.store import SqliteStore
+from bot.store.sqlite import SqliteStore
 from bot.workflow import (
-    Actor,
     Appeals,
     JobIntervals,
     ModelOutage,
@@ -23,7 +22,7 @@ from bot.workflow import (
     start_jobs,
 )
 from tests.fakes.ollama_fake import FakeOllama
-from tests.workflow.conftest import AUTHOR, MOD, SERVER, configure, human_labels, seed_case, verdict
+from tests.workflow.conftest import AUTHOR_ACTOR, MOD, SERVER, configure, human_labels, seed_case, verdict
 from tests.workflow.fakes import FakeClock, FakeModChannel, FakeProbe, FakeSink
 
 
@@ -43,7 +42,7 @@ async def test_retention_purges_old_text_and_keeps_verdicts_and_labels(
     wstore: SqliteStore, clock: FakeClock, sink: FakeSink
 ) -> None:
     await configure(wstore)  # g1: the default 30 days
-    await wstore.put_settings(ServerSettings(platform="console", server_id="g2", retention_days=7), "setup")
+    await wstore.settings.put(ServerSettings(platform="console", server_id="g2", retention_days=7), wstore.now())
     old_g1 = await seed_case(wstore)
     await Reviews(wstore, {"console": sink}, clock).confirm(old_g1.id, MOD)
     old_g2 = await seed_case(wstore, server="g2")
@@ -52,16 +51,16 @@ async def test_retention_purges_old_text_and_keeps_verdicts_and_labels(
     fresh = await seed_case(wstore)
     jobs = WorkflowJobs(wstore, FakeModChannel(), clock=clock)
 
-    assert await jobs.retention() == {"g2": 1}
+    assert await jobs.retention() == {("console", "g2"): 1}
     clock.advance(days=23)  # 31 days after the first cases
-    assert await jobs.retention() == {SERVER: 1, "g3": 1}
+    assert await jobs.retention() == {("console", SERVER): 1, ("console", "g3"): 1}
     assert await jobs.retention() == {}
 
     texts = {r[0]: (r[1], r[2]) for r in await wstore.fetchall("SELECT id, text, text_purged_at FROM cases")}
     assert texts[old_g2.id] == (None, (clock.now - timedelta(days=23)).isoformat())
     assert texts[old_g1.id][0] is None and texts[unconfigured.id][0] is None
     assert texts[fresh.id] == ("you are an idiot", None)
-    kept = await wstore.get_case(old_g1.id)
+    kept = await wstore.cases.get(old_g1.id)
     assert kept is not None
     assert kept.message.text == ""
     assert kept.verdicts[0].rationale == "Insults a member (HB1.a)."
@@ -78,9 +77,9 @@ async def test_a_waiting_appeal_is_reminded_once_per_limit(
     await configure(wstore)
     appeals = appeals_for(wstore, sink, channel, clock)
     waiting = await seed_case(wstore)
-    await appeals.file(waiting.id, Actor(id=AUTHOR), "please look again")
+    await appeals.file(waiting.id, AUTHOR_ACTOR, "please look again")
     decided = await seed_case(wstore)
-    await appeals.file(decided.id, Actor(id=AUTHOR), "and this one")
+    await appeals.file(decided.id, AUTHOR_ACTOR, "and this one")
     await appeals.uphold(decided.id, MOD)
     channel.posted.clear()
     jobs = WorkflowJobs(wstore, channel, clock=clock)
@@ -108,7 +107,7 @@ async def test_a_broken_mod_channel_does_not_make_a_reminder_storm(
     await configure(wstore, appeal_reminder_hours=2)
     broken = FakeModChannel(broken=True)
     case = await seed_case(wstore)
-    await appeals_for(wstore, sink, broken, clock).file(case.id, Actor(id=AUTHOR), "please")
+    await appeals_for(wstore, sink, broken, clock).file(case.id, AUTHOR_ACTOR, "please")
     jobs = WorkflowJobs(wstore, broken, clock=clock)
     clock.advance(hours=2)
     assert len(await jobs.reminders()) == 1
@@ -122,7 +121,7 @@ async def test_no_mod_channel_no_reminder(wstore: SqliteStore, clock: FakeClock,
     await configure(wstore, mod_channel_id=None)
     channel = FakeModChannel()
     case = await seed_case(wstore)
-    await appeals_for(wstore, sink, channel, clock).file(case.id, Actor(id=AUTHOR), "please")
+    await appeals_for(wstore, sink, channel, clock).file(case.id, AUTHOR_ACTOR, "please")
     clock.advance(days=2)
     assert await WorkflowJobs(wstore, channel, clock=clock).reminders() == []
 
@@ -146,8 +145,8 @@ async def test_the_daily_digest(wstore: SqliteStore, clock: FakeClock, sink: Fak
     await seed_case(wstore, status=CaseStatus.CLEAN, verdicts=[reused])
     await reviews.confirm(a.id, MOD)
     await reviews.dismiss(b.id, MOD)
-    await appeals.file(c.id, Actor(id=AUTHOR), "no")
-    await appeals.file(d.id, Actor(id=AUTHOR), "no")
+    await appeals.file(c.id, AUTHOR_ACTOR, "no")
+    await appeals.file(d.id, AUTHOR_ACTOR, "no")
     await appeals.uphold(c.id, MOD)
     await appeals.overturn(d.id, MOD)
     channel.posted.clear()
@@ -274,10 +273,11 @@ async def test_each_server_is_alerted_after_its_own_limit_and_once(
     wstore: SqliteStore, clock: FakeClock, channel: FakeModChannel
 ) -> None:
     await configure(wstore)
-    await wstore.put_settings(
-        ServerSettings(platform="console", server_id="g2", mod_channel_id="c2", health_alert_after_minutes=30), "setup"
+    await wstore.settings.put(
+        ServerSettings(platform="console", server_id="g2", mod_channel_id="c2", health_alert_after_minutes=30),
+        wstore.now(),
     )
-    await wstore.put_settings(ServerSettings(platform="console", server_id="g3"), "setup")  # no mod channel
+    await wstore.settings.put(ServerSettings(platform="console", server_id="g3"), wstore.now())  # no mod channel
     probe = FakeProbe(problem="down")
     jobs = WorkflowJobs(wstore, channel, probe, clock)
     seen = []
@@ -356,7 +356,13 @@ async def test_the_scheduler_runs_the_jobs_in_the_event_loop(wstore: SqliteStore
     scheduler = start_jobs(WorkflowJobs(wstore, channel, SignallingProbe()), JobIntervals())
     try:
         jobs = {j.id: j for j in scheduler.get_jobs()}
-        assert set(jobs) == {"modbot-retention", "modbot-reminders", "modbot-digest", "modbot-health"}
+        assert set(jobs) == {
+            "modbot-retention",
+            "modbot-reminders",
+            "modbot-digest",
+            "modbot-health",
+            "modbot-effects",
+        }
         assert all(j.max_instances == 1 and j.coalesce for j in jobs.values())
         assert jobs["modbot-health"].trigger.interval == timedelta(minutes=1)
         scheduler.modify_job("modbot-health", next_run_time=datetime.now(UTC))

@@ -7,19 +7,9 @@ import json
 import pytest
 
 from bot.domain import ServerSettings, StrikeLadder
-from bot.store import SqliteStore
-from bot.workflow import (
-    Actor,
-    Appeals,
-    NotAuthorised,
-    Refused,
-    Reviews,
-    export_labels,
-    purge_message_text,
-    show_settings,
-    update_settings,
-)
-from tests.workflow.conftest import ADMIN, AUTHOR, MEMBER, MOD, SERVER, configure, seed_case, snapshot, verdict
+from bot.store.sqlite import SqliteStore
+from bot.workflow import Appeals, Labels, NotAuthorised, Refused, Reviews, ServerSettingsService, purge_message_text
+from tests.workflow.conftest import ADMIN, AUTHOR_ACTOR, MEMBER, MOD, SERVER, configure, seed_case, snapshot, verdict
 from tests.workflow.fakes import FakeClock, FakeModChannel, FakeSink
 
 
@@ -42,10 +32,10 @@ async def test_every_human_decision_is_exported_as_a_label(
     never_decided = await seed_case(wstore, text="still open")
     await reviews.confirm(confirmed.id, MOD, note="insult")
     await reviews.dismiss(dismissed.id, MOD)
-    await appeals.file(appealed.id, Actor(id=AUTHOR), "it was a quote")
+    await appeals.file(appealed.id, AUTHOR_ACTOR, "it was a quote")
     await appeals.overturn(appealed.id, MOD, note="quote")
 
-    labels = [label async for label in export_labels(wstore)]
+    labels = [label async for label in Labels(wstore).export(MOD)]
 
     assert [(r["case_id"], r["label"]["action"], r["label"]["violation"]) for r in labels] == [
         (confirmed.id, "confirm", True),
@@ -72,8 +62,8 @@ async def test_labels_outlive_the_text(wstore: SqliteStore, sink: FakeSink, cloc
     case = await seed_case(wstore)
     await Reviews(wstore, {"console": sink}, clock).confirm(case.id, MOD)
     clock.advance(days=8)
-    assert await purge_message_text(wstore, clock.now) == {SERVER: 1}
-    (label,) = [label async for label in export_labels(wstore)]
+    assert await purge_message_text(wstore, clock.now) == {("console", SERVER): 1}
+    (label,) = [label async for label in Labels(wstore).export_every_server()]
     assert label["text"] is None
     assert label["model_verdict"]["rationale"] == "Insults a member (HB1.a)."
     assert label["label"]["action"] == "confirm"
@@ -81,44 +71,42 @@ async def test_labels_outlive_the_text(wstore: SqliteStore, sink: FakeSink, cloc
 
 async def test_settings_changes_are_validated_authorised_and_audited(wstore: SqliteStore) -> None:
     await configure(wstore)
-    updated = await update_settings(
-        wstore,
-        "console",
-        SERVER,
+    updated = await ServerSettingsService(wstore).update(
         MOD,
         {"retention_days": 14, "strike_ladder": {"enabled": True, "steps": [{"strikes": 3, "timeout_minutes": 60}]}},
     )
     assert updated.retention_days == 14
     assert updated.strike_ladder == StrikeLadder(enabled=True, steps=({"strikes": 3, "timeout_minutes": 60},))  # type: ignore[arg-type]
-    assert await show_settings(wstore, "console", SERVER) == updated
-    entry = (await wstore.audit_log(SERVER))[-1]
-    assert (entry["actor"], entry["action"]) == ("mod-1", "settings.set")
-    assert json.loads(entry["before"])["retention_days"] == 30 and json.loads(entry["after"])["retention_days"] == 14
+    assert await ServerSettingsService(wstore).show(MOD) == updated
+    entry = (await wstore.audit.for_server("console", SERVER))[-1]
+    assert (entry.actor, entry.action) == ("mod-1", "settings.set")
+    assert (
+        json.loads(entry.before or "")["retention_days"] == 30 and json.loads(entry.after or "")["retention_days"] == 14
+    )
 
 
 async def test_settings_refusals_change_nothing(wstore: SqliteStore) -> None:
     await configure(wstore)
     before = await snapshot(wstore)
     with pytest.raises(NotAuthorised):
-        await update_settings(wstore, "console", SERVER, MEMBER, {"retention_days": 14})
+        await ServerSettingsService(wstore).update(MEMBER, {"retention_days": 14})
     with pytest.raises(NotAuthorised, match="only admins may"):
-        await update_settings(wstore, "console", SERVER, MOD, {"moderator_role_ids": ["mods", "friends"]})
+        await ServerSettingsService(wstore).update(MOD, {"moderator_role_ids": ["mods", "friends"]})
     with pytest.raises(Refused, match=r"retention_days: Input should be greater than or equal to 1 \(got 0\)"):
-        await update_settings(wstore, "console", SERVER, MOD, {"retention_days": 0})
+        await ServerSettingsService(wstore).update(MOD, {"retention_days": 0})
     with pytest.raises(Refused, match="unknown setting retension_days; settings are:"):
-        await update_settings(wstore, "console", SERVER, MOD, {"retension_days": 3})
+        await ServerSettingsService(wstore).update(MOD, {"retension_days": 3})
     with pytest.raises(Refused, match="unknown setting server_id"):
-        await update_settings(wstore, "console", SERVER, ADMIN, {"server_id": "elsewhere"})
+        await ServerSettingsService(wstore).update(ADMIN, {"server_id": "elsewhere"})
     with pytest.raises(Refused, match=r"strike_ladder\.steps\.0\.strikes"):
-        await update_settings(
-            wstore, "console", SERVER, MOD, {"strike_ladder": {"enabled": True, "steps": [{"strikes": 1}]}}
-        )
+        await ServerSettingsService(wstore).update(MOD, {"strike_ladder": {"enabled": True, "steps": [{"strikes": 1}]}})
     assert await snapshot(wstore) == before
     # An admin may change who the moderators are.
     assert (
-        await update_settings(wstore, "console", SERVER, ADMIN, {"moderator_role_ids": ["staff"]})
+        await ServerSettingsService(wstore).update(ADMIN, {"moderator_role_ids": ["staff"]})
     ).moderator_role_ids == ("staff",)
 
 
 async def test_a_new_server_shows_the_defaults(wstore: SqliteStore) -> None:
-    assert await show_settings(wstore, "slack", "T1") == ServerSettings(platform="slack", server_id="T1")
+    slack_admin = ADMIN.model_copy(update={"platform": "slack", "server_id": "T1"})
+    assert await ServerSettingsService(wstore).show(slack_admin) == ServerSettings(platform="slack", server_id="T1")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import aiosqlite
 
-from bot.store import SqliteStore, available_migrations, current_version, migrate
+from bot.store._migrations import available_migrations, current_version, migrate
+from bot.store.sqlite import SqliteStore
 
 WORKFLOW_TABLES = {"policy_drafts", "appeal_reminders", "digests_sent", "model_health", "health_alerts"}
 
@@ -42,12 +43,12 @@ async def test_0003_on_a_file_at_version_2_keeps_its_data(tmp_path: Path) -> Non
     store = await SqliteStore.open(path)
     try:
         assert await tables(store.connection) >= WORKFLOW_TABLES
-        assert [p.text for p in await store.policy_versions("g", "p")] == ["x"]
+        assert [p.text for p in await store.policies.versions("console", "g", "p")] == ["x"]
         # The single-row health table refuses a second row.
-        async with store.transaction() as conn:
+        async with store.raw_transaction() as conn:
             await conn.execute("INSERT INTO model_health (id, probed_at) VALUES (1, 'now')")
         try:
-            async with store.transaction() as conn:
+            async with store.raw_transaction() as conn:
                 await conn.execute("INSERT INTO model_health (id, probed_at) VALUES (2, 'now')")
         except aiosqlite.IntegrityError:
             pass

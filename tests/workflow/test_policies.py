@@ -8,9 +8,9 @@ import pytest
 
 from bot.domain import Mode
 from bot.policy_format import TOKENS_MAX
-from bot.store import SqliteStore
+from bot.store.sqlite import SqliteStore
 from bot.workflow import Actor, NotAuthorised, NotFound, PolicyAdmin, PolicyRejected, Refused, templates
-from tests.workflow.conftest import ADMIN, DATA, MEMBER, MOD, SERVER, configure, policy_text, snapshot
+from tests.workflow.conftest import ADMIN, DATA, MEMBER, MOD, SERVER, acting, configure, policy_text, snapshot
 from tests.workflow.fakes import FakeClock
 
 
@@ -21,29 +21,27 @@ def edited(text: str, old: str, new: str) -> str:
 
 async def test_set_creates_versions_and_audits_each_change(wstore: SqliteStore, clock: FakeClock) -> None:
     admin = PolicyAdmin(wstore)
-    first = await admin.set("console", SERVER, policy_text(), ADMIN)
+    first = await admin.set(ADMIN, policy_text())
     assert (first.changed, first.previous_version, first.policy.version) == (True, None, 1)
     # The stored text is the body the model reads: no front matter.
     assert not first.policy.text.startswith("---")
     assert first.policy.text.startswith("# Harassment")
     clock.advance(minutes=5)
-    second = await admin.set(
-        "console", SERVER, edited(policy_text(), "Insulting a target", "Insulting or belittling a target"), ADMIN
-    )
+    second = await admin.set(ADMIN, edited(policy_text(), "Insulting a target", "Insulting or belittling a target"))
     assert (second.changed, second.previous_version, second.policy.version) == (True, 1, 2)
-    log = await wstore.audit_log(SERVER)
-    assert [(e["actor"], e["action"], e["before"], e["after"]) for e in log] == [
+    log = await wstore.audit.for_server("console", SERVER)
+    assert [(e.actor, e.action, e.before, e.after) for e in log] == [
         ("admin-1", "policy.set", None, "v1"),
         ("admin-1", "policy.set", "v1", "v2"),
     ]
-    assert log[1]["at"] == clock.now.isoformat()
+    assert log[1].at == clock.now
 
 
 async def test_setting_the_same_text_again_adds_no_version(wstore: SqliteStore) -> None:
     admin = PolicyAdmin(wstore)
-    await admin.set("console", SERVER, policy_text(), ADMIN)
+    await admin.set(ADMIN, policy_text())
     before = await snapshot(wstore)
-    again = await admin.set("console", SERVER, policy_text(), ADMIN)
+    again = await admin.set(ADMIN, policy_text())
     assert (again.changed, again.policy.version) == (False, 1)
     assert await snapshot(wstore) == before
 
@@ -62,7 +60,7 @@ async def test_a_refused_set_names_the_line_and_changes_nothing(
     await configure(wstore)
     before = await snapshot(wstore)
     with pytest.raises(PolicyRejected) as refused:
-        await PolicyAdmin(wstore).set("console", SERVER, edited(policy_text(), *change), MOD, source="harassment-v2.md")
+        await PolicyAdmin(wstore).set(MOD, edited(policy_text(), *change), source="harassment-v2.md")
     assert expected in str(refused.value)
     assert "harassment-v2.md:" in str(refused.value)  # file:line
     assert await snapshot(wstore) == before
@@ -72,7 +70,7 @@ async def test_a_duplicate_rule_id_error_names_its_line(wstore: SqliteStore) -> 
     text = edited(policy_text(), "- HB1.b: Telling", "- HB1.a: Telling")
     line = next(i for i, ln in enumerate(text.splitlines(), start=1) if ln.startswith("- HB1.a: Telling"))
     with pytest.raises(PolicyRejected) as refused:
-        await PolicyAdmin(wstore).set("console", SERVER, text, ADMIN, source="p.md")
+        await PolicyAdmin(wstore).set(ADMIN, text, source="p.md")
     assert any(p.line == line and "already defined" in p.message for p in refused.value.problems)
 
 
@@ -80,7 +78,7 @@ async def test_token_limits_warn_above_600_and_refuse_above_10000(wstore: Sqlite
     admin = PolicyAdmin(wstore)
     padding = "\n".join(f"- **Term{i}**: a word defined for the members of this server." for i in range(40))
     longer = edited(policy_text(), "## VIOLATES (1)", padding + "\n\n## VIOLATES (1)")
-    accepted = await admin.set("console", SERVER, longer, ADMIN)
+    accepted = await admin.set(ADMIN, longer)
     assert accepted.changed
     assert any("tokens; 400-600 works best" in w for w in accepted.warnings)
 
@@ -88,16 +86,16 @@ async def test_token_limits_warn_above_600_and_refuse_above_10000(wstore: Sqlite
     huge = edited(policy_text(), "## VIOLATES (1)", huge_padding + "\n\n## VIOLATES (1)")
     before = await snapshot(wstore)
     with pytest.raises(PolicyRejected) as refused:
-        await admin.set("console", SERVER, huge, ADMIN)
+        await admin.set(ADMIN, huge)
     assert f"the limit is {TOKENS_MAX}" in str(refused.value)
     assert await snapshot(wstore) == before
 
 
 async def test_the_front_matter_name_must_match_the_name_given(wstore: SqliteStore) -> None:
     with pytest.raises(PolicyRejected) as refused:
-        await PolicyAdmin(wstore).set("console", SERVER, policy_text(), ADMIN, name="bullying")
+        await PolicyAdmin(wstore).set(ADMIN, policy_text(), name="bullying")
     assert "'harassment' but it is being saved as 'bullying'" in str(refused.value)
-    assert await wstore.live_policies(SERVER) == []
+    assert await wstore.policies.live("console", SERVER) == []
 
 
 async def test_only_moderators_and_admins_may_change_policies(wstore: SqliteStore) -> None:
@@ -106,11 +104,11 @@ async def test_only_moderators_and_admins_may_change_policies(wstore: SqliteStor
     text = edited(policy_text(), "Insulting a target", "Insulting or belittling a target")
     before = await snapshot(wstore)
     for call in (
-        admin.set("console", SERVER, text, MEMBER),
-        admin.rollback("console", SERVER, "harassment", 1, MEMBER),
-        admin.disable("console", SERVER, "harassment", MEMBER),
-        admin.set_mode("console", SERVER, "harassment", Mode.SHADOW, MEMBER),
-        admin.install_templates("console", SERVER, ["spam-scams"], MEMBER, DATA),
+        admin.set(MEMBER, text),
+        admin.rollback(MEMBER, "harassment", 1),
+        admin.disable(MEMBER, "harassment"),
+        admin.set_mode(MEMBER, "harassment", Mode.SHADOW),
+        admin.install_templates(MEMBER, ["spam-scams"], DATA),
     ):
         with pytest.raises(NotAuthorised) as refused:
             await call
@@ -118,18 +116,18 @@ async def test_only_moderators_and_admins_may_change_policies(wstore: SqliteStor
         assert "moderator roles (mods)" in str(refused.value)
     assert await snapshot(wstore) == before
     # A moderator (by role) may; so may a listed admin user without roles.
-    assert (await admin.set("console", SERVER, text, MOD)).policy.version == 2
+    assert (await admin.set(MOD, text)).policy.version == 2
 
 
 async def test_an_unconfigured_server_accepts_only_admins(wstore: SqliteStore) -> None:
     with pytest.raises(NotAuthorised):
-        await PolicyAdmin(wstore).set("console", "new-server", policy_text(), MOD)
-    assert (await PolicyAdmin(wstore).set("console", "new-server", policy_text(), ADMIN)).changed
+        await PolicyAdmin(wstore).set(acting(MOD, "new-server"), policy_text())
+    assert (await PolicyAdmin(wstore).set(acting(ADMIN, "new-server"), policy_text())).changed
 
 
 async def test_admin_user_ids_make_a_user_admin(wstore: SqliteStore) -> None:
     await configure(wstore, admin_user_ids=("owner-7",))
-    result = await PolicyAdmin(wstore).disable("console", SERVER, "harassment", Actor(id="owner-7"))
+    result = await PolicyAdmin(wstore).disable(Actor(id="owner-7", platform="console", server_id=SERVER), "harassment")
     assert result.enabled is False
 
 
@@ -137,78 +135,79 @@ async def test_show_list_history_and_diff(wstore: SqliteStore, clock: FakeClock)
     admin = PolicyAdmin(wstore)
     await configure(wstore)
     clock.advance(hours=1)
-    await admin.set("console", SERVER, edited(policy_text(), "Insulting a target", "Belittling a target"), MOD)
-    assert (await admin.show(SERVER, "harassment")).version == 2
-    assert "Insulting a target" in (await admin.show(SERVER, "harassment", 1)).text
-    states = await admin.list_policies(SERVER)
+    await admin.set(MOD, edited(policy_text(), "Insulting a target", "Belittling a target"))
+    assert (await admin.show(MOD, "harassment")).version == 2
+    assert "Insulting a target" in (await admin.show(MOD, "harassment", 1)).text
+    states = await admin.list_policies(MOD)
     assert [(s.policy.name, s.policy.version, s.enabled, s.mode, s.versions) for s in states] == [
         ("harassment", 2, True, None, 2)
     ]
-    history = await admin.history(SERVER, "harassment")
+    history = await admin.history(MOD, "harassment")
     assert [p.version for p in history.versions] == [1, 2]
     assert [(c.action, c.before, c.after) for c in history.changes] == [
         ("policy.set", None, "v1"),
         ("policy.set", "v1", "v2"),
     ]
-    diff = await admin.diff(SERVER, "harassment", 1, 2)
+    diff = await admin.diff(MOD, "harassment", 1, 2)
     assert "--- harassment v1" in diff and "+++ harassment v2" in diff
     assert "-- HB1.a: Insulting a target" in diff and "+- HB1.a: Belittling a target" in diff
     with pytest.raises(NotFound, match="harassment has no version 7; versions are 1 to 2"):
-        await admin.diff(SERVER, "harassment", 1, 7)
+        await admin.diff(MOD, "harassment", 1, 7)
     with pytest.raises(NotFound, match="no policy named 'spam'; it has: harassment"):
-        await admin.show(SERVER, "spam")
+        await admin.show(MOD, "spam")
 
 
 async def test_rollback_is_a_new_version_with_the_old_text(wstore: SqliteStore) -> None:
     admin = PolicyAdmin(wstore)
-    v1 = (await admin.set("console", SERVER, policy_text(), ADMIN)).policy
-    await admin.set("console", SERVER, edited(policy_text(), "Insulting a target", "Belittling a target"), ADMIN)
-    v3 = await admin.rollback("console", SERVER, "harassment", 1, ADMIN)
+    v1 = (await admin.set(ADMIN, policy_text())).policy
+    await admin.set(ADMIN, edited(policy_text(), "Insulting a target", "Belittling a target"))
+    v3 = await admin.rollback(ADMIN, "harassment", 1)
     assert (v3.version, v3.text) == (3, v1.text)
-    assert [p.version for p in await wstore.policy_versions(SERVER, "harassment")] == [1, 2, 3]
-    last = (await wstore.audit_log(SERVER))[-1]
-    assert (last["action"], last["before"], last["after"]) == ("policy.rollback_to_v1", "v2", "v3")
+    assert [p.version for p in await wstore.policies.versions("console", SERVER, "harassment")] == [1, 2, 3]
+    last = (await wstore.audit.for_server("console", SERVER))[-1]
+    assert (last.action, last.before, last.after) == ("policy.rollback_to_v1", "v2", "v3")
     before = await snapshot(wstore)
     with pytest.raises(Refused, match="already the text of v1"):
-        await admin.rollback("console", SERVER, "harassment", 1, ADMIN)
+        await admin.rollback(ADMIN, "harassment", 1)
     with pytest.raises(NotFound):
-        await admin.rollback("console", SERVER, "harassment", 9, ADMIN)
+        await admin.rollback(ADMIN, "harassment", 9)
     assert await snapshot(wstore) == before
 
 
 async def test_enable_disable_and_mode_are_audited(wstore: SqliteStore) -> None:
     await configure(wstore)
     admin = PolicyAdmin(wstore)
-    assert (await admin.disable("console", SERVER, "harassment", MOD)).enabled is False
-    assert (await admin.set_mode("console", SERVER, "harassment", Mode.SHADOW, MOD)).mode is Mode.SHADOW
-    assert (await admin.enable("console", SERVER, "harassment", MOD)).enabled is True
-    assert (await admin.set_mode("console", SERVER, "harassment", None, MOD)).mode is None
-    switches = [e for e in await wstore.audit_log(SERVER) if e["action"] == "policy.switch"]
-    assert [(json.loads(e["before"]), json.loads(e["after"])) for e in switches] == [
+    assert (await admin.disable(MOD, "harassment")).enabled is False
+    assert (await admin.set_mode(MOD, "harassment", Mode.SHADOW)).mode is Mode.SHADOW
+    assert (await admin.enable(MOD, "harassment")).enabled is True
+    assert (await admin.set_mode(MOD, "harassment", None)).mode is None
+    switches = [e for e in await wstore.audit.for_server("console", SERVER) if e.action == "policy.switch"]
+    assert [(json.loads(e.before or ""), json.loads(e.after or "")) for e in switches] == [
         ({"enabled": True, "mode": None}, {"enabled": False, "mode": None}),
         ({"enabled": False, "mode": None}, {"enabled": False, "mode": "shadow"}),
         ({"enabled": False, "mode": "shadow"}, {"enabled": True, "mode": "shadow"}),
         ({"enabled": True, "mode": "shadow"}, {"enabled": True, "mode": None}),
     ]
-    assert all(e["actor"] == "mod-1" for e in switches)
+    assert all(e.actor == "mod-1" for e in switches)
     # Asking for the state it is already in changes and audits nothing.
     before = await snapshot(wstore)
-    await admin.enable("console", SERVER, "harassment", MOD)
+    await admin.enable(MOD, "harassment")
     assert await snapshot(wstore) == before
     with pytest.raises(NotFound):
-        await admin.disable("console", SERVER, "nope", MOD)
+        await admin.disable(MOD, "nope")
 
 
 async def test_a_new_server_starts_from_the_templates_its_admin_picks(wstore: SqliteStore) -> None:
     offered = {t.name for t in templates(DATA)}
     assert offered == {"harassment", "spam-scams"}
-    installed = await PolicyAdmin(wstore).install_templates(
-        "console", "fresh", ["spam-scams", "harassment"], ADMIN, DATA
-    )
+    installed = await PolicyAdmin(wstore).install_templates(acting(ADMIN, "fresh"), ["spam-scams", "harassment"], DATA)
     assert sorted(p.name for p in installed) == ["harassment", "spam-scams"]
-    assert sorted(lp.policy.name for lp in await wstore.live_policies("fresh")) == ["harassment", "spam-scams"]
-    assert [e["actor"] for e in await wstore.audit_log("fresh")] == ["admin-1", "admin-1"]
+    assert sorted(lp.policy.name for lp in await wstore.policies.live("console", "fresh")) == [
+        "harassment",
+        "spam-scams",
+    ]
+    assert [e.actor for e in await wstore.audit.for_server("console", "fresh")] == ["admin-1", "admin-1"]
     before = await snapshot(wstore)
     with pytest.raises(NotFound, match="no template named nonsense"):
-        await PolicyAdmin(wstore).install_templates("console", "fresh", ["harassment", "nonsense"], ADMIN, DATA)
+        await PolicyAdmin(wstore).install_templates(acting(ADMIN, "fresh"), ["harassment", "nonsense"], DATA)
     assert await snapshot(wstore) == before

@@ -9,10 +9,21 @@ from aiohttp import web
 
 from bot.classifier import OllamaClassifier
 from bot.domain import CaseStatus
-from bot.store import SqliteStore
-from bot.workflow import NotAuthorised, NotFound, PolicyAdmin, Refused, apply_draft, preview_draft
+from bot.store.sqlite import SqliteStore
+from bot.workflow import NotAuthorised, NotFound, PolicyAdmin, Previews, Refused
 from tests.fakes.ollama_fake import FakeOllama, Reply, content_of, system_of, verdict_json
-from tests.workflow.conftest import ADMIN, MEMBER, MOD, SERVER, configure, policy_text, seed_case, snapshot, verdict
+from tests.workflow.conftest import (
+    ADMIN,
+    MEMBER,
+    MOD,
+    SERVER,
+    acting,
+    configure,
+    policy_text,
+    seed_case,
+    snapshot,
+    verdict,
+)
 from tests.workflow.fakes import FakeClock
 
 DRAFT = policy_text().replace(
@@ -41,7 +52,7 @@ async def seed_history(store: SqliteStore, clock: FakeClock) -> dict[str, str]:
     ids["bot"] = (await seed_case(store, text="clown bot", is_bot=True, status=CaseStatus.SKIPPED, verdicts=[])).id
     clock.advance(minutes=1)
     purged = await seed_case(store, text="purged clown", status=CaseStatus.CLEAN)
-    async with store.transaction() as conn:
+    async with store.raw_transaction() as conn:
         await conn.execute("UPDATE cases SET text = NULL WHERE id = ?", (purged.id,))
     ids["purged"] = purged.id
     return ids
@@ -55,7 +66,7 @@ async def test_preview_reports_what_would_change_and_nothing_goes_live(
     fake_ollama.responder = draft_model
     policies_before = await wstore.fetchall("SELECT * FROM policies")
 
-    report = await preview_draft(wstore, classifier, "console", SERVER, DRAFT, MOD, last=4, source="draft.md")
+    report = await Previews(wstore, classifier, clock=wstore.now).preview(MOD, DRAFT, last=4, source="draft.md")
 
     assert (report.name, report.base_version, report.examined, report.skipped) == ("harassment", 1, 4, 1)
     assert [c.case_id for c in report.newly_flagged] == [ids["clown"]]
@@ -84,12 +95,12 @@ async def test_apply_makes_exactly_the_previewed_draft_live_once(
     wstore: SqliteStore, classifier: OllamaClassifier, fake_ollama: FakeOllama, clock: FakeClock
 ) -> None:
     await configure(wstore)
-    report = await preview_draft(wstore, classifier, "console", SERVER, DRAFT, MOD)
-    policy = await apply_draft(wstore, "console", SERVER, report.draft_id, MOD)
+    report = await Previews(wstore, classifier, clock=wstore.now).preview(MOD, DRAFT)
+    policy = await Previews(wstore, classifier).apply(MOD, report.draft_id)
     assert (policy.name, policy.version, policy.author) == ("harassment", 2, "mod-1")
     assert "Calling a target a clown" in policy.text
-    last = (await wstore.audit_log(SERVER))[-1]
-    assert (last["actor"], last["action"], last["before"], last["after"]) == (
+    last = (await wstore.audit.for_server("console", SERVER))[-1]
+    assert (last.actor, last.action, last.before, last.after) == (
         "mod-1",
         f"policy.apply_draft_{report.draft_id}",
         "v1",
@@ -97,7 +108,7 @@ async def test_apply_makes_exactly_the_previewed_draft_live_once(
     )
     before = await snapshot(wstore)
     with pytest.raises(Refused, match=f"draft {report.draft_id} was already applied by mod-1 as harassment v2"):
-        await apply_draft(wstore, "console", SERVER, report.draft_id, MOD)
+        await Previews(wstore, classifier).apply(MOD, report.draft_id)
     assert await snapshot(wstore) == before
 
 
@@ -105,11 +116,11 @@ async def test_apply_is_refused_when_the_policy_changed_since_the_preview(
     wstore: SqliteStore, classifier: OllamaClassifier, fake_ollama: FakeOllama
 ) -> None:
     await configure(wstore)
-    report = await preview_draft(wstore, classifier, "console", SERVER, DRAFT, MOD)
-    await PolicyAdmin(wstore).set("console", SERVER, policy_text().replace("Insulting a target", "Insulting"), MOD)
+    report = await Previews(wstore, classifier, clock=wstore.now).preview(MOD, DRAFT)
+    await PolicyAdmin(wstore).set(MOD, policy_text().replace("Insulting a target", "Insulting"))
     before = await snapshot(wstore)
     with pytest.raises(Refused, match=r"changed since draft \d+ was previewed \(v1 then, v2 now\): preview"):
-        await apply_draft(wstore, "console", SERVER, report.draft_id, MOD)
+        await Previews(wstore, classifier).apply(MOD, report.draft_id)
     assert await snapshot(wstore) == before
 
 
@@ -118,13 +129,13 @@ async def test_a_new_policy_can_be_previewed_against_messages_it_never_judged(
 ) -> None:
     await configure(wstore)
     await seed_case(wstore, text="free nitro, click here", status=CaseStatus.CLEAN, verdicts=[verdict(False)])
-    report = await preview_draft(wstore, classifier, "console", SERVER, policy_text("spam-scams"), MOD)
+    report = await Previews(wstore, classifier, clock=wstore.now).preview(MOD, policy_text("spam-scams"))
     assert report.base_version == 0
     assert [c.text for c in report.newly_flagged] == []  # the fake flags only its bad words
     fake_ollama.bad_words.add("nitro")
-    report = await preview_draft(wstore, classifier, "console", SERVER, policy_text("spam-scams"), MOD)
+    report = await Previews(wstore, classifier, clock=wstore.now).preview(MOD, policy_text("spam-scams"))
     assert [(c.text, c.before) for c in report.newly_flagged] == [("free nitro, click here", None)]
-    policy = await apply_draft(wstore, "console", SERVER, report.draft_id, MOD)
+    policy = await Previews(wstore, classifier).apply(MOD, report.draft_id)
     assert (policy.name, policy.version) == ("spam-scams", 1)
 
 
@@ -135,15 +146,15 @@ async def test_preview_refusals_change_nothing(
     await seed_case(wstore)
     before = await snapshot(wstore)
     with pytest.raises(NotAuthorised):
-        await preview_draft(wstore, classifier, "console", SERVER, DRAFT, MEMBER)
+        await Previews(wstore, classifier, clock=wstore.now).preview(MEMBER, DRAFT)
     with pytest.raises(Refused, match="preview takes 1 to 1000 messages; 0 was asked for"):
-        await preview_draft(wstore, classifier, "console", SERVER, DRAFT, MOD, last=0)
+        await Previews(wstore, classifier, clock=wstore.now).preview(MOD, DRAFT, last=0)
     with pytest.raises(Refused, match="unknown section"):
-        await preview_draft(wstore, classifier, "console", SERVER, DRAFT.replace("## SAFE", "## SAVE"), MOD)
+        await Previews(wstore, classifier, clock=wstore.now).preview(MOD, DRAFT.replace("## SAFE", "## SAVE"))
     assert fake_ollama.chat_requests() == []
     fake_ollama.rec.inject("POST", "/api/chat", lambda: web.Response(status=503, text='{"error": "busy"}'))
     with pytest.raises(Refused, match=r"the model did not answer .*no draft was saved"):
-        await preview_draft(wstore, classifier, "console", SERVER, DRAFT, MOD)
+        await Previews(wstore, classifier, clock=wstore.now).preview(MOD, DRAFT)
     assert await snapshot(wstore) == before
 
 
@@ -151,12 +162,12 @@ async def test_apply_refusals_change_nothing(
     wstore: SqliteStore, classifier: OllamaClassifier, fake_ollama: FakeOllama
 ) -> None:
     await configure(wstore)
-    report = await preview_draft(wstore, classifier, "console", SERVER, DRAFT, MOD)
+    report = await Previews(wstore, classifier, clock=wstore.now).preview(MOD, DRAFT)
     before = await snapshot(wstore)
     with pytest.raises(NotAuthorised):
-        await apply_draft(wstore, "console", SERVER, report.draft_id, MEMBER)
+        await Previews(wstore, classifier).apply(MEMBER, report.draft_id)
     with pytest.raises(NotFound, match="has no draft 999"):
-        await apply_draft(wstore, "console", SERVER, 999, ADMIN)
+        await Previews(wstore, classifier).apply(ADMIN, 999)
     with pytest.raises(NotFound):  # a draft belongs to its server
-        await apply_draft(wstore, "console", "other-server", report.draft_id, ADMIN)
+        await Previews(wstore, classifier).apply(acting(ADMIN, "other-server"), report.draft_id)
     assert await snapshot(wstore) == before

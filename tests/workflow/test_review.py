@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from bot.domain import CaseStatus, Effect, EffectKind, EffectOutcome
-from bot.store import SqliteStore
+from bot.store.sqlite import SqliteStore
 from bot.workflow import AlreadyDecided, NotAuthorised, NotFound, Refused, Reviews
 from tests.workflow.conftest import MEMBER, MOD, MOD2, SERVER, configure, human_labels, seed_case, snapshot
 from tests.workflow.fakes import FakeClock, FakeSink
@@ -36,17 +36,21 @@ async def test_confirm_can_delete_and_time_out(wstore: SqliteStore, sink: FakeSi
     await configure(wstore)
     case = await seed_case(wstore)
     outcome = await Reviews(wstore, {"console": sink}, clock).confirm(case.id, MOD, delete=True, timeout_minutes=60)
-    assert sink.kinds() == [EffectKind.DELETE, EffectKind.TIMEOUT]
+    # The author sees a consequence, so by default they are told why (and may appeal), last.
+    assert sink.kinds() == [EffectKind.DELETE, EffectKind.TIMEOUT, EffectKind.NOTIFY_AUTHOR]
     timeout = sink.executed[1][0]
     assert (timeout.timeout_minutes, timeout.requested_by) == (60, "mod-1")
     assert sink.executed[0][1].status is CaseStatus.CONFIRMED  # the adapter sees the decided case
-    stored = await wstore.get_case(case.id)
+    stored = await wstore.cases.get(case.id)
     assert stored is not None
     assert [(r.effect.kind, r.outcome) for r in stored.effects] == [
         (EffectKind.DELETE, EffectOutcome.DONE),
         (EffectKind.TIMEOUT, EffectOutcome.DONE),
+        (EffectKind.NOTIFY_AUTHOR, EffectOutcome.DONE),
     ]
-    assert [r.outcome for r in outcome.effects] == [EffectOutcome.DONE, EffectOutcome.DONE]
+    assert [r.outcome for r in outcome.effects] == [EffectOutcome.DONE] * 3
+    told = stored.effects[2].effect
+    assert (told.policy, told.rule_ids, told.requested_by) == ("harassment", ("HB1.a",), "mod-1")
 
 
 async def test_an_effect_the_platform_cannot_do_is_recorded_as_unsupported(
@@ -59,6 +63,7 @@ async def test_an_effect_the_platform_cannot_do_is_recorded_as_unsupported(
     assert [(r.effect.kind, r.outcome) for r in outcome.effects] == [
         (EffectKind.DELETE, EffectOutcome.FAILED),
         (EffectKind.TIMEOUT, EffectOutcome.UNSUPPORTED),
+        (EffectKind.NOTIFY_AUTHOR, EffectOutcome.DONE),
     ]
     assert "RuntimeError: delete failed" in outcome.effects[0].detail
     assert outcome.case.status is CaseStatus.CONFIRMED  # the decision stands
@@ -126,7 +131,7 @@ async def test_a_decision_written_elsewhere_blocks_a_second_one(wstore: SqliteSt
     """A decision written by another process (here: straight into the table) still blocks a second one."""
     await configure(wstore)
     case = await seed_case(wstore)
-    async with wstore.transaction() as conn:
+    async with wstore.raw_transaction() as conn:
         await conn.execute(
             "INSERT INTO human_decisions (case_id, server_id, action, violation, moderator_id, note, at)"
             " VALUES (?, ?, 'dismiss', 0, 'other-process', '', ?)",
@@ -148,7 +153,7 @@ async def test_only_moderators_may_review_and_a_refusal_changes_nothing(wstore: 
     with pytest.raises(NotAuthorised):
         await reviews.dismiss(case.id, MEMBER)
     with pytest.raises(NotAuthorised):
-        await reviews.open_cases("console", SERVER, MEMBER)
+        await reviews.open_cases(MEMBER)
     assert await snapshot(wstore) == before
     assert sink.executed == []
 
@@ -183,9 +188,9 @@ async def test_open_cases_lists_what_awaits_a_moderator(wstore: SqliteStore, sin
     await seed_case(wstore, status=CaseStatus.CLEAN, text="hello")
     third = await seed_case(wstore, status=CaseStatus.NEEDS_REVIEW, verdicts=[])
     reviews = Reviews(wstore, {"console": sink})
-    assert [c.id for c in await reviews.open_cases("console", SERVER, MOD)] == [first.id, third.id]
+    assert [c.id for c in await reviews.open_cases(MOD)] == [first.id, third.id]
     await reviews.dismiss(first.id, MOD)
-    assert [c.id for c in await reviews.open_cases("console", SERVER, MOD)] == [third.id]
+    assert [c.id for c in await reviews.open_cases(MOD)] == [third.id]
 
 
 async def test_the_unique_index_is_the_last_guard(
@@ -201,7 +206,7 @@ async def test_the_unique_index_is_the_last_guard(
         return None
 
     monkeypatch.setattr("bot.workflow.review.refuse_if_decided", no_check)
-    async with wstore.transaction() as conn:  # as if the status change had been lost
+    async with wstore.raw_transaction() as conn:  # as if the status change had been lost
         await conn.execute("UPDATE cases SET status = 'open' WHERE id = ?", (case.id,))
     before = await snapshot(wstore)
     with pytest.raises(AlreadyDecided, match="dismiss by mod-1"):

@@ -1,0 +1,432 @@
+"""What the core needs of persistence, as small Protocols; `bot.store.sqlite` is one implementation.
+
+Everything a server owns is keyed by (platform, server id): a console server "g1" and a
+Discord guild "g1" share nothing. Repositories speak in domain types, never in SQL.
+
+A call on a repository outside a unit of work is its own transaction. Calls made on the
+repositories a unit of work hands out (`async with store.transaction() as tx:`) commit
+together when the block ends, and none of them does if it raises. A second store (for
+example PostgreSQL, for several bot processes) implements these Protocols in `bot/store/`
+and passes the contract suite in tests/store_contract/; nothing in `bot/workflow/` changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from bot.domain import (
+    Appeal,
+    AppealStatus,
+    AuthorHistory,
+    AuthorNotice,
+    Case,
+    CaseStatus,
+    DecisionAction,
+    Effect,
+    EffectOutcome,
+    EffectRecord,
+    Frozen,
+    HumanDecision,
+    Message,
+    Mode,
+    Policy,
+    ServerSettings,
+    UtcDatetime,
+    Verdict,
+)
+
+Stage = Literal["review", "appeal"]
+
+
+class DuplicateDecision(Exception):
+    """A case's review (or its appeal) was already decided: a decision is made once per stage."""
+
+
+class DuplicateAppeal(Exception):
+    """The case already has an appeal: a case is appealed once."""
+
+
+# ---------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    id: int
+    message: Message
+    state: str
+    case_id: str | None
+
+
+@dataclass(frozen=True)
+class LivePolicy:
+    """The newest version of a policy, with the switches that say how it runs."""
+
+    policy: Policy
+    enabled: bool
+    mode: Mode | None
+
+
+class PolicyContent(Frozen):
+    """What one version of a policy is made of: the model's text and how its notices read."""
+
+    name: str
+    text: str
+    description: str = ""
+    sensitive: bool = False
+    author_notice: AuthorNotice = AuthorNotice.REMOVAL
+    notice_text: str = ""
+
+    @classmethod
+    def of(cls, policy: Policy) -> PolicyContent:
+        return cls(
+            name=policy.name,
+            text=policy.text,
+            description=policy.description,
+            sensitive=policy.sensitive,
+            author_notice=policy.author_notice,
+            notice_text=policy.notice_text,
+        )
+
+    def same_as(self, policy: Policy) -> bool:
+        return self == PolicyContent.of(policy).model_copy(update={"description": self.description})
+
+
+class Draft(Frozen):
+    """A previewed policy text that is not live until applied."""
+
+    id: int
+    platform: str
+    server_id: str
+    content: PolicyContent
+    base_version: int  # the live version it was previewed against; 0 for a new policy
+    author: str
+    summary: dict[str, int]  # the preview's counts (no message text)
+    created_at: UtcDatetime
+    applied_by: str | None = None
+    applied_at: UtcDatetime | None = None
+    applied_version: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.content.name
+
+
+class AuditEntry(Frozen):
+    """One change to a server's policies or settings, or a self-review: who, when, from what to what."""
+
+    platform: str
+    server_id: str
+    actor: str
+    action: str
+    subject: str
+    before: str | None = None
+    after: str | None = None
+    at: UtcDatetime
+
+
+class HealthState(Frozen):
+    failing_since: UtcDatetime | None = None
+    healthy_since: UtcDatetime | None = None
+    last_problem: str = ""
+
+
+@dataclass(frozen=True)
+class DigestCounts:
+    """A server's activity over a period, as the daily digest reports it."""
+
+    messages: int = 0
+    flagged: int = 0
+    # (policy, rule ids) of each violating first-pass verdict
+    violations: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    decisions: Mapping[str, int] = field(default_factory=dict)  # action -> count
+    appeals_filed: int = 0
+    # milliseconds of each model call (reused verdicts excluded)
+    latencies_ms: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class CaseQuery:
+    """Which cases of one server to list: no SQL crosses this boundary, only these fields."""
+
+    platform: str
+    server_id: str
+    statuses: Collection[CaseStatus] | None = None
+    text_retained: bool | None = None  # True: only cases whose text retention has not purged
+    newest_first: bool = False
+    limit: int = 50
+
+
+# ---------------------------------------------------------------- repositories
+
+
+class CaseRepository(Protocol):
+    async def get(self, case_id: str) -> Case | None: ...
+
+    async def get_many(self, case_ids: Sequence[str]) -> list[Case]: ...
+
+    async def for_message(self, platform: str, server_id: str, message_id: str) -> Case | None: ...
+
+    async def find(self, query: CaseQuery) -> list[Case]: ...
+
+    def every(self) -> AsyncIterator[Case]:
+        """Every case of every server, oldest first, a page at a time (exports)."""
+        ...
+
+    async def set_status(
+        self, case_id: str, status: CaseStatus, decided_by: str | None = None, at: datetime | None = None
+    ) -> None: ...
+
+    async def count_strikes(self, platform: str, server_id: str, author_id: str, since: datetime) -> int:
+        """Cases by the author created since, confirmed or upheld, that count as strikes.
+
+        A case whose flagging verdicts all come from policies with a SUPPORT notice (self-harm)
+        is never a strike.
+        """
+        ...
+
+    async def author_history(
+        self, platform: str, server_id: str, author_id: str, since: datetime, exclude_case_id: str | None = None
+    ) -> AuthorHistory:
+        """Cases flagged since (not clean, not skipped), and how many of those were confirmed or upheld."""
+        ...
+
+    async def servers_with_text(self) -> list[tuple[str, str]]: ...
+
+    async def purge_text(self, platform: str, server_id: str, created_before: datetime, at: datetime) -> int:
+        """Clear the text of the server's cases created before the cutoff; returns how many."""
+        ...
+
+
+class EffectRepository(Protocol):
+    async def add_intents(self, case_id: str, effects: Sequence[Effect]) -> list[EffectRecord]:
+        """Record effects after the case's last one: pending, or shadow for a shadow effect."""
+        ...
+
+    async def claim(self, case_id: str, seq: int) -> bool:
+        """Mark a pending effect started; False if it was not pending (another worker has it)."""
+        ...
+
+    async def set_outcome(
+        self,
+        case_id: str,
+        seq: int,
+        outcome: EffectOutcome,
+        detail: str = "",
+        finish_queue_id: int | None = None,
+        reference: str | None = None,
+    ) -> None:
+        """Record an effect's result; with finish_queue_id, also complete that queue item."""
+        ...
+
+
+class AppealRepository(Protocol):
+    async def add(self, case_id: str, author_id: str, statement: str, at: datetime) -> Appeal:
+        """Record an appeal; raises DuplicateAppeal when the case has one."""
+        ...
+
+    async def for_case(self, case_id: str) -> Appeal | None: ...
+
+    async def pending(self, platform: str, server_id: str) -> list[Appeal]:
+        """The server's appeals awaiting a decision, oldest first."""
+        ...
+
+    async def decide(self, appeal_id: int, status: AppealStatus, decided_by: str, note: str, at: datetime) -> None: ...
+
+    async def add_second_opinion(self, appeal_id: int, case_id: str, verdicts: Sequence[Verdict]) -> None: ...
+
+
+class DecisionRepository(Protocol):
+    async def add(
+        self,
+        case_id: str,
+        action: DecisionAction,
+        moderator_id: str,
+        note: str,
+        at: datetime,
+        *,
+        self_review: bool = False,
+    ) -> HumanDecision:
+        """Record a human decision; raises DuplicateDecision when its stage was decided already."""
+        ...
+
+    async def first(self, case_id: str, stage: Stage) -> HumanDecision | None: ...
+
+    async def for_case(self, case_id: str) -> list[HumanDecision]: ...
+
+    async def for_server(self, platform: str, server_id: str) -> list[HumanDecision]: ...
+
+    async def every(self) -> list[HumanDecision]: ...
+
+
+class PolicyRepository(Protocol):
+    async def add_version(self, platform: str, server_id: str, content: PolicyContent, author: str) -> Policy:
+        """Store the next version (never an overwrite); a new policy starts enabled."""
+        ...
+
+    async def versions(self, platform: str, server_id: str, name: str) -> list[Policy]: ...
+
+    async def live(self, platform: str, server_id: str) -> list[LivePolicy]: ...
+
+    async def set_switches(
+        self, platform: str, server_id: str, name: str, enabled: bool, mode: Mode | None
+    ) -> None: ...
+
+    async def add_draft(
+        self,
+        platform: str,
+        server_id: str,
+        content: PolicyContent,
+        base_version: int,
+        author: str,
+        summary: Mapping[str, int],
+        at: datetime,
+    ) -> Draft: ...
+
+    async def get_draft(self, platform: str, server_id: str, draft_id: int) -> Draft | None: ...
+
+    async def mark_draft_applied(self, draft_id: int, applied_by: str, version: int, at: datetime) -> None: ...
+
+
+class SettingsRepository(Protocol):
+    async def get(self, platform: str, server_id: str) -> ServerSettings | None: ...
+
+    async def put(self, settings: ServerSettings, at: datetime) -> None: ...
+
+    async def every(self) -> list[ServerSettings]: ...
+
+
+class AuditRepository(Protocol):
+    async def add(self, entry: AuditEntry) -> None: ...
+
+    async def for_server(self, platform: str, server_id: str) -> list[AuditEntry]: ...
+
+
+class JobMemory(Protocol):
+    """What keeps the scheduled jobs from repeating themselves (reminders, digests, health alerts)."""
+
+    async def appeals_to_remind(
+        self, platform: str, server_id: str, filed_before: datetime, reminded_before: datetime
+    ) -> list[Appeal]: ...
+
+    async def mark_reminded(self, appeal_ids: Sequence[int], at: datetime) -> None: ...
+
+    async def claim_digest(self, platform: str, server_id: str, day: str, at: datetime) -> bool:
+        """True for the first claim of a server's digest for that day, False ever after."""
+        ...
+
+    async def set_digest_outcome(self, platform: str, server_id: str, day: str, outcome: str) -> None: ...
+
+    async def health(self) -> HealthState: ...
+
+    async def save_health(self, state: HealthState, at: datetime) -> None: ...
+
+    async def alerted_servers(self) -> set[tuple[str, str]]: ...
+
+    async def mark_alerted(self, platform: str, server_id: str, at: datetime) -> None: ...
+
+    async def clear_alert(self, platform: str, server_id: str) -> None: ...
+
+
+class StatisticsRepository(Protocol):
+    async def digest_counts(self, platform: str, server_id: str, start: datetime, end: datetime) -> DigestCounts: ...
+
+
+class Repositories(Protocol):
+    """The repositories, each bound to one unit of work or each call its own transaction."""
+
+    @property
+    def cases(self) -> CaseRepository: ...
+
+    @property
+    def effects(self) -> EffectRepository: ...
+
+    @property
+    def appeals(self) -> AppealRepository: ...
+
+    @property
+    def decisions(self) -> DecisionRepository: ...
+
+    @property
+    def policies(self) -> PolicyRepository: ...
+
+    @property
+    def settings(self) -> SettingsRepository: ...
+
+    @property
+    def audit(self) -> AuditRepository: ...
+
+    @property
+    def jobs(self) -> JobMemory: ...
+
+    @property
+    def statistics(self) -> StatisticsRepository: ...
+
+
+class ModerationStore(Repositories, Protocol):
+    """The whole store: the pipeline's durable intake, the repositories, and units of work."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Repositories]:
+        """A unit of work: the repositories it yields commit together, or not at all."""
+        ...
+
+    async def close(self) -> None: ...
+
+    # ------------------------------------------------------------ the pipeline's intake
+
+    async def enqueue(self, message: Message) -> int | None:
+        """Store a message durably; its queue id, or None if it was seen before."""
+        ...
+
+    async def open_queue_items(self) -> list[QueueItem]: ...
+
+    async def queue_state(self, platform: str, server_id: str, message_id: str) -> str | None: ...
+
+    async def queue_counts(self) -> dict[str, int]: ...
+
+    async def record_decision(self, queue_id: int, case: Case, effects: Sequence[tuple[Effect, EffectOutcome]]) -> None:
+        """Write the case, its verdicts and effect intents, and advance the queue item, together."""
+        ...
+
+    async def finish_queue_item(self, queue_id: int) -> None: ...
+
+    async def cases_with_unfinished_effects(self) -> list[str]:
+        """Decided cases (queue item done) with an effect still pending or started."""
+        ...
+
+    async def size_bytes(self) -> int:
+        """What the store takes on disk (0 in memory)."""
+        ...
+
+    def describe(self) -> Mapping[str, Any]:
+        """Where the store keeps its data, for `modbot status`."""
+        ...
+
+
+__all__ = [
+    "AppealRepository",
+    "AuditEntry",
+    "AuditRepository",
+    "CaseQuery",
+    "CaseRepository",
+    "DecisionRepository",
+    "DigestCounts",
+    "Draft",
+    "DuplicateAppeal",
+    "DuplicateDecision",
+    "EffectRepository",
+    "HealthState",
+    "JobMemory",
+    "LivePolicy",
+    "ModerationStore",
+    "PolicyContent",
+    "PolicyRepository",
+    "QueueItem",
+    "Repositories",
+    "SettingsRepository",
+    "Stage",
+    "StatisticsRepository",
+]

@@ -1,0 +1,660 @@
+"""The store's ports in memory: one fake of each repository, held honest by tests/store_contract/.
+
+A unit of work copies the state when it begins and puts the copy back if its block raises,
+so a refused operation leaves nothing behind, as SQLite's rollback does. Writes outside a
+unit of work wait for one in progress, as they do on SQLite's single connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.domain import (
+    Appeal,
+    AppealStatus,
+    AuthorHistory,
+    AuthorNotice,
+    Case,
+    CaseStatus,
+    DecisionAction,
+    Effect,
+    EffectOutcome,
+    EffectRecord,
+    HumanDecision,
+    Message,
+    Mode,
+    Policy,
+    ServerSettings,
+    Verdict,
+    VerdictStatus,
+    utcnow,
+)
+from bot.store.ports import (
+    AuditEntry,
+    CaseQuery,
+    DigestCounts,
+    Draft,
+    DuplicateAppeal,
+    DuplicateDecision,
+    HealthState,
+    LivePolicy,
+    PolicyContent,
+    QueueItem,
+    Stage,
+)
+
+Key = tuple[str, str]  # (platform, server id)
+STRIKE_STATUSES = (CaseStatus.CONFIRMED, CaseStatus.UPHELD)
+
+
+@dataclass
+class _QueueRow:
+    id: int
+    message: Message | None
+    key: tuple[str, str, str]
+    state: str
+    case_id: str | None = None
+
+
+@dataclass
+class _State:
+    queue: dict[int, _QueueRow] = field(default_factory=dict)
+    queue_keys: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    cases: dict[str, Case] = field(default_factory=dict)  # insertion order is the rowid order
+    effects: dict[str, list[EffectRecord]] = field(default_factory=dict)
+    appeals: dict[int, Appeal] = field(default_factory=dict)
+    decisions: list[HumanDecision] = field(default_factory=list)
+    policies: dict[tuple[str, str, str], list[Policy]] = field(default_factory=dict)
+    switches: dict[tuple[str, str, str], tuple[bool, Mode | None]] = field(default_factory=dict)
+    drafts: dict[int, Draft] = field(default_factory=dict)
+    settings: dict[Key, ServerSettings] = field(default_factory=dict)
+    audit: list[AuditEntry] = field(default_factory=list)
+    reminders: dict[int, tuple[int, datetime]] = field(default_factory=dict)
+    digests: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    health: HealthState = field(default_factory=HealthState)
+    alerts: dict[Key, datetime] = field(default_factory=dict)
+    next_id: Counter[str] = field(default_factory=Counter)
+
+    def new_id(self, kind: str) -> int:
+        self.next_id[kind] += 1
+        return self.next_id[kind]
+
+
+class _Db:
+    def __init__(self, store: FakeStore, in_transaction: bool) -> None:
+        self.store = store
+        self.in_transaction = in_transaction
+
+    @property
+    def state(self) -> _State:
+        return self.store._state
+
+    def now(self) -> datetime:
+        return self.store.now()
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[_State]:
+        if self.in_transaction:
+            yield self.state
+            return
+        async with self.store._lock:
+            yield self.state
+
+
+class _Repositories:
+    def __init__(self, db: _Db) -> None:
+        self.cases = FakeCases(db)
+        self.effects = FakeEffects(db)
+        self.appeals = FakeAppeals(db)
+        self.decisions = FakeDecisions(db)
+        self.policies = FakePolicies(db)
+        self.settings = FakeSettings(db)
+        self.audit = FakeAudit(db)
+        self.jobs = FakeJobMemory(db)
+        self.statistics = FakeStatistics(db)
+
+
+class FakeStore(_Repositories):
+    """The whole ModerationStore in memory."""
+
+    def __init__(self, now: Callable[[], datetime] = utcnow) -> None:
+        self.now = now
+        self._state = _State()
+        self._lock = asyncio.Lock()
+        self.closed = False
+        super().__init__(_Db(self, False))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Repositories]:
+        async with self._lock:
+            saved = copy.deepcopy(self._state)
+            try:
+                yield _Repositories(_Db(self, True))
+            except BaseException:
+                self._state = saved
+                raise
+
+    async def close(self) -> None:
+        self.closed = True
+
+    async def size_bytes(self) -> int:
+        return 0
+
+    def describe(self) -> Mapping[str, Any]:
+        return {"kind": "memory"}
+
+    # ------------------------------------------------------------ intake
+
+    async def enqueue(self, message: Message) -> int | None:
+        async with self._lock:
+            if message.key in self._state.queue_keys:
+                return None
+            queue_id = self._state.new_id("queue")
+            self._state.queue[queue_id] = _QueueRow(queue_id, message, message.key, "pending")
+            self._state.queue_keys[message.key] = queue_id
+            return queue_id
+
+    async def open_queue_items(self) -> list[QueueItem]:
+        return [
+            QueueItem(row.id, row.message, row.state, row.case_id)
+            for row in self._state.queue.values()
+            if row.state != "done" and row.message is not None
+        ]
+
+    async def queue_state(self, platform: str, server_id: str, message_id: str) -> str | None:
+        queue_id = self._state.queue_keys.get((platform, server_id, message_id))
+        return self._state.queue[queue_id].state if queue_id is not None else None
+
+    async def queue_counts(self) -> dict[str, int]:
+        return dict(Counter(row.state for row in self._state.queue.values()))
+
+    async def record_decision(self, queue_id: int, case: Case, effects: Sequence[tuple[Effect, EffectOutcome]]) -> None:
+        async with self._lock:
+            if case.id in self._state.cases:
+                raise KeyError(f"case {case.id} exists")
+            self._state.cases[case.id] = case.model_copy(update={"effects": ()})
+            at = self.now()
+            self._state.effects[case.id] = [
+                EffectRecord(id=seq, case_id=case.id, effect=e, outcome=o, updated_at=at)
+                for seq, (e, o) in enumerate(effects, start=1)
+            ]
+            row = self._state.queue[queue_id]
+            acting = any(o is EffectOutcome.PENDING for _, o in effects)
+            row.state, row.case_id = ("acting" if acting else "done"), case.id
+            if not acting:
+                row.message = None
+
+    async def finish_queue_item(self, queue_id: int) -> None:
+        async with self._lock:
+            row = self._state.queue[queue_id]
+            row.state, row.message = "done", None
+
+    async def cases_with_unfinished_effects(self) -> list[str]:
+        done_cases = {row.case_id for row in self._state.queue.values() if row.state == "done"}
+        return sorted(
+            case_id
+            for case_id, records in self._state.effects.items()
+            if case_id in done_cases
+            and any(r.outcome in (EffectOutcome.PENDING, EffectOutcome.STARTED) for r in records)
+        )
+
+
+def _with_effects(state: _State, case: Case) -> Case:
+    return case.model_copy(update={"effects": tuple(state.effects.get(case.id, ()))})
+
+
+def _flagging(verdict: Verdict) -> bool:
+    return verdict.violation or verdict.status is VerdictStatus.NEEDS_REVIEW
+
+
+class FakeCases:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def get(self, case_id: str) -> Case | None:
+        case = self._db.state.cases.get(case_id)
+        return _with_effects(self._db.state, case) if case else None
+
+    async def get_many(self, case_ids: Sequence[str]) -> list[Case]:
+        wanted = set(case_ids)
+        return [_with_effects(self._db.state, c) for c in self._db.state.cases.values() if c.id in wanted]
+
+    async def for_message(self, platform: str, server_id: str, message_id: str) -> Case | None:
+        return next(
+            (
+                _with_effects(self._db.state, c)
+                for c in self._db.state.cases.values()
+                if c.message.key == (platform, server_id, message_id)
+            ),
+            None,
+        )
+
+    async def find(self, query: CaseQuery) -> list[Case]:
+        found = [
+            c
+            for c in self._db.state.cases.values()
+            if (c.message.platform, c.message.server_id) == (query.platform, query.server_id)
+            and (query.statuses is None or c.status in query.statuses)
+            and (query.text_retained is None or (c.text_purged_at is None) == query.text_retained)
+        ]
+        if query.newest_first:
+            order = {case_id: i for i, case_id in enumerate(self._db.state.cases)}
+            found.sort(key=lambda c: (c.created_at, order[c.id]), reverse=True)
+        return [_with_effects(self._db.state, c) for c in found[: query.limit]]
+
+    async def every(self) -> AsyncIterator[Case]:
+        for case in list(self._db.state.cases.values()):
+            yield _with_effects(self._db.state, case)
+
+    async def set_status(
+        self, case_id: str, status: CaseStatus, decided_by: str | None = None, at: datetime | None = None
+    ) -> None:
+        async with self._db.writing() as state:
+            case = state.cases[case_id]
+            update: dict[str, Any] = {"status": status}
+            if decided_by is not None:
+                update |= {"decided_by": decided_by, "decided_at": at or self._db.now()}
+            state.cases[case_id] = case.model_copy(update=update)
+
+    async def count_strikes(self, platform: str, server_id: str, author_id: str, since: datetime) -> int:
+        state = self._db.state
+
+        def support_only(case: Case) -> bool:
+            flagging = [v for v in case.verdicts if _flagging(v)]
+            notices = [
+                next(
+                    (
+                        p.author_notice
+                        for p in state.policies.get((platform, server_id, v.policy), [])
+                        if p.version == v.policy_version
+                    ),
+                    AuthorNotice.REMOVAL,
+                )
+                for v in flagging
+            ]
+            return bool(flagging) and all(n is AuthorNotice.SUPPORT for n in notices)
+
+        return sum(
+            1
+            for c in state.cases.values()
+            if (c.message.platform, c.message.server_id, c.message.author.id) == (platform, server_id, author_id)
+            and c.created_at >= since
+            and c.status in STRIKE_STATUSES
+            and not support_only(c)
+        )
+
+    async def author_history(
+        self, platform: str, server_id: str, author_id: str, since: datetime, exclude_case_id: str | None = None
+    ) -> AuthorHistory:
+        flagged = [
+            c
+            for c in self._db.state.cases.values()
+            if (c.message.platform, c.message.server_id, c.message.author.id) == (platform, server_id, author_id)
+            and c.created_at >= since
+            and c.status not in (CaseStatus.CLEAN, CaseStatus.SKIPPED)
+            and c.id != exclude_case_id
+        ]
+        days = max(0, round((self._db.now() - since).total_seconds() / 86400))
+        return AuthorHistory(days=days, cases=len(flagged), confirmed=sum(c.status in STRIKE_STATUSES for c in flagged))
+
+    async def servers_with_text(self) -> list[tuple[str, str]]:
+        return sorted(
+            {(c.message.platform, c.message.server_id) for c in self._db.state.cases.values() if not c.text_purged_at}
+        )
+
+    async def purge_text(self, platform: str, server_id: str, created_before: datetime, at: datetime) -> int:
+        async with self._db.writing() as state:
+            purged = 0
+            for case_id, c in list(state.cases.items()):
+                if (c.message.platform, c.message.server_id) != (platform, server_id):
+                    continue
+                if c.text_purged_at is None and c.created_at < created_before:
+                    state.cases[case_id] = c.model_copy(
+                        update={"message": c.message.model_copy(update={"text": ""}), "text_purged_at": at}
+                    )
+                    purged += 1
+            return purged
+
+
+class FakeEffects:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def add_intents(self, case_id: str, effects: Sequence[Effect]) -> list[EffectRecord]:
+        async with self._db.writing() as state:
+            records = state.effects.setdefault(case_id, [])
+            at = self._db.now()
+            added = [
+                EffectRecord(
+                    id=len(records) + i,
+                    case_id=case_id,
+                    effect=e,
+                    outcome=EffectOutcome.SHADOW if e.shadow else EffectOutcome.PENDING,
+                    updated_at=at,
+                )
+                for i, e in enumerate(effects, start=1)
+            ]
+            records.extend(added)
+            return added
+
+    async def claim(self, case_id: str, seq: int) -> bool:
+        async with self._db.writing() as state:
+            records = state.effects.get(case_id, [])
+            for i, r in enumerate(records):
+                if r.id == seq and r.outcome is EffectOutcome.PENDING:
+                    records[i] = r.model_copy(update={"outcome": EffectOutcome.STARTED, "updated_at": self._db.now()})
+                    return True
+            return False
+
+    async def set_outcome(
+        self,
+        case_id: str,
+        seq: int,
+        outcome: EffectOutcome,
+        detail: str = "",
+        finish_queue_id: int | None = None,
+        reference: str | None = None,
+    ) -> None:
+        async with self._db.writing() as state:
+            records = state.effects.get(case_id, [])
+            for i, r in enumerate(records):
+                if r.id == seq:
+                    records[i] = r.model_copy(
+                        update={
+                            "outcome": outcome,
+                            "detail": detail,
+                            "reference": reference or r.reference,
+                            "updated_at": self._db.now(),
+                        }
+                    )
+            if finish_queue_id is not None:
+                row = state.queue[finish_queue_id]
+                row.state, row.message = "done", None
+
+
+class FakeAppeals:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def add(self, case_id: str, author_id: str, statement: str, at: datetime) -> Appeal:
+        async with self._db.writing() as state:
+            if any(a.case_id == case_id for a in state.appeals.values()):
+                raise DuplicateAppeal(f"case {case_id} already has an appeal")
+            appeal = Appeal(
+                id=state.new_id("appeal"), case_id=case_id, author_id=author_id, statement=statement, created_at=at
+            )
+            state.appeals[appeal.id] = appeal
+            return appeal
+
+    async def for_case(self, case_id: str) -> Appeal | None:
+        return next((a for a in self._db.state.appeals.values() if a.case_id == case_id), None)
+
+    async def pending(self, platform: str, server_id: str) -> list[Appeal]:
+        cases = self._db.state.cases
+        found = [
+            a
+            for a in self._db.state.appeals.values()
+            if a.status is AppealStatus.PENDING
+            and (cases[a.case_id].message.platform, cases[a.case_id].message.server_id) == (platform, server_id)
+        ]
+        return sorted(found, key=lambda a: (a.created_at, a.id))
+
+    async def decide(self, appeal_id: int, status: AppealStatus, decided_by: str, note: str, at: datetime) -> None:
+        async with self._db.writing() as state:
+            state.appeals[appeal_id] = state.appeals[appeal_id].model_copy(
+                update={"status": status, "decided_by": decided_by, "note": note, "decided_at": at}
+            )
+
+    async def add_second_opinion(self, appeal_id: int, case_id: str, verdicts: Sequence[Verdict]) -> None:
+        async with self._db.writing() as state:
+            appeal = state.appeals[appeal_id]
+            state.appeals[appeal_id] = appeal.model_copy(update={"second_opinion": (*appeal.second_opinion, *verdicts)})
+
+
+def _stage_actions(stage: Stage) -> tuple[DecisionAction, DecisionAction]:
+    if stage == "review":
+        return (DecisionAction.CONFIRM, DecisionAction.DISMISS)
+    return (DecisionAction.UPHOLD, DecisionAction.OVERTURN)
+
+
+class FakeDecisions:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def add(
+        self,
+        case_id: str,
+        action: DecisionAction,
+        moderator_id: str,
+        note: str,
+        at: datetime,
+        *,
+        self_review: bool = False,
+    ) -> HumanDecision:
+        async with self._db.writing() as state:
+            if any(d.case_id == case_id and d.action.stage == action.stage for d in state.decisions):
+                raise DuplicateDecision(f"case {case_id} already has a decision for this stage")
+            case = state.cases[case_id]
+            decision = HumanDecision(
+                id=state.new_id("decision"),
+                case_id=case_id,
+                platform=case.message.platform,
+                server_id=case.message.server_id,
+                action=action,
+                violation=action.violation,
+                moderator_id=moderator_id,
+                note=note,
+                at=at,
+                self_review=self_review,
+            )
+            state.decisions.append(decision)
+            return decision
+
+    async def first(self, case_id: str, stage: Stage) -> HumanDecision | None:
+        actions = _stage_actions(stage)
+        return next((d for d in self._db.state.decisions if d.case_id == case_id and d.action in actions), None)
+
+    async def for_case(self, case_id: str) -> list[HumanDecision]:
+        return [d for d in self._db.state.decisions if d.case_id == case_id]
+
+    async def for_server(self, platform: str, server_id: str) -> list[HumanDecision]:
+        return [d for d in self._db.state.decisions if (d.platform, d.server_id) == (platform, server_id)]
+
+    async def every(self) -> list[HumanDecision]:
+        return list(self._db.state.decisions)
+
+
+class FakePolicies:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def add_version(self, platform: str, server_id: str, content: PolicyContent, author: str) -> Policy:
+        async with self._db.writing() as state:
+            versions = state.policies.setdefault((platform, server_id, content.name), [])
+            policy = Policy(
+                platform=platform,
+                server_id=server_id,
+                version=len(versions) + 1,
+                author=author,
+                created_at=self._db.now(),
+                **content.model_dump(),
+            )
+            versions.append(policy)
+            state.switches.setdefault((platform, server_id, content.name), (True, None))
+            return policy
+
+    async def versions(self, platform: str, server_id: str, name: str) -> list[Policy]:
+        return list(self._db.state.policies.get((platform, server_id, name), []))
+
+    async def live(self, platform: str, server_id: str) -> list[LivePolicy]:
+        found = []
+        for (p, s, name), versions in sorted(self._db.state.policies.items()):
+            if (p, s) != (platform, server_id) or not versions:
+                continue
+            enabled, mode = self._db.state.switches[(p, s, name)]
+            found.append(LivePolicy(versions[-1].model_copy(update={"enabled": enabled}), enabled, mode))
+        return found
+
+    async def set_switches(self, platform: str, server_id: str, name: str, enabled: bool, mode: Mode | None) -> None:
+        async with self._db.writing() as state:
+            if (platform, server_id, name) in state.switches:
+                state.switches[(platform, server_id, name)] = (enabled, mode)
+
+    async def add_draft(
+        self,
+        platform: str,
+        server_id: str,
+        content: PolicyContent,
+        base_version: int,
+        author: str,
+        summary: Mapping[str, int],
+        at: datetime,
+    ) -> Draft:
+        async with self._db.writing() as state:
+            draft = Draft(
+                id=state.new_id("draft"),
+                platform=platform,
+                server_id=server_id,
+                content=content,
+                base_version=base_version,
+                author=author,
+                summary=dict(summary),
+                created_at=at,
+            )
+            state.drafts[draft.id] = draft
+            return draft
+
+    async def get_draft(self, platform: str, server_id: str, draft_id: int) -> Draft | None:
+        draft = self._db.state.drafts.get(draft_id)
+        return draft if draft is not None and (draft.platform, draft.server_id) == (platform, server_id) else None
+
+    async def mark_draft_applied(self, draft_id: int, applied_by: str, version: int, at: datetime) -> None:
+        async with self._db.writing() as state:
+            state.drafts[draft_id] = state.drafts[draft_id].model_copy(
+                update={"applied_by": applied_by, "applied_version": version, "applied_at": at}
+            )
+
+
+class FakeSettings:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def get(self, platform: str, server_id: str) -> ServerSettings | None:
+        return self._db.state.settings.get((platform, server_id))
+
+    async def put(self, settings: ServerSettings, at: datetime) -> None:
+        async with self._db.writing() as state:
+            state.settings[(settings.platform, settings.server_id)] = settings
+
+    async def every(self) -> list[ServerSettings]:
+        return [s for _, s in sorted(self._db.state.settings.items())]
+
+
+class FakeAudit:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def add(self, entry: AuditEntry) -> None:
+        async with self._db.writing() as state:
+            state.audit.append(entry)
+
+    async def for_server(self, platform: str, server_id: str) -> list[AuditEntry]:
+        return [e for e in self._db.state.audit if (e.platform, e.server_id) == (platform, server_id)]
+
+
+class FakeJobMemory:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def appeals_to_remind(
+        self, platform: str, server_id: str, filed_before: datetime, reminded_before: datetime
+    ) -> list[Appeal]:
+        state = self._db.state
+        due = []
+        for appeal in await FakeAppeals(self._db).pending(platform, server_id):
+            reminded = state.reminders.get(appeal.id)
+            if appeal.created_at <= filed_before and (reminded is None or reminded[1] <= reminded_before):
+                due.append(appeal.model_copy(update={"second_opinion": ()}))
+        return due
+
+    async def mark_reminded(self, appeal_ids: Sequence[int], at: datetime) -> None:
+        async with self._db.writing() as state:
+            for appeal_id in appeal_ids:
+                count = state.reminders.get(appeal_id, (0, at))[0]
+                state.reminders[appeal_id] = (count + 1, at)
+
+    async def claim_digest(self, platform: str, server_id: str, day: str, at: datetime) -> bool:
+        async with self._db.writing() as state:
+            if (platform, server_id, day) in state.digests:
+                return False
+            state.digests[(platform, server_id, day)] = "claimed"
+            return True
+
+    async def set_digest_outcome(self, platform: str, server_id: str, day: str, outcome: str) -> None:
+        async with self._db.writing() as state:
+            if (platform, server_id, day) in state.digests:
+                state.digests[(platform, server_id, day)] = outcome
+
+    async def health(self) -> HealthState:
+        return self._db.state.health
+
+    async def save_health(self, state: HealthState, at: datetime) -> None:
+        async with self._db.writing() as current:
+            current.health = state
+
+    async def alerted_servers(self) -> set[tuple[str, str]]:
+        return set(self._db.state.alerts)
+
+    async def mark_alerted(self, platform: str, server_id: str, at: datetime) -> None:
+        async with self._db.writing() as state:
+            state.alerts.setdefault((platform, server_id), at)
+
+    async def clear_alert(self, platform: str, server_id: str) -> None:
+        async with self._db.writing() as state:
+            state.alerts.pop((platform, server_id), None)
+
+
+class FakeStatistics:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def digest_counts(self, platform: str, server_id: str, start: datetime, end: datetime) -> DigestCounts:
+        state = self._db.state
+        in_span = [
+            c
+            for c in state.cases.values()
+            if (c.message.platform, c.message.server_id) == (platform, server_id) and start <= c.created_at < end
+        ]
+        decisions = Counter(
+            d.action.value
+            for d in state.decisions
+            if (d.platform, d.server_id) == (platform, server_id) and start <= d.at < end
+        )
+        span_ids = {
+            c.id for c in state.cases.values() if (c.message.platform, c.message.server_id) == (platform, server_id)
+        }
+        filed = sum(1 for a in state.appeals.values() if a.case_id in span_ids and start <= a.created_at < end)
+        # The fake keeps no verdict times: a verdict is as old as its case, a second opinion as its appeal.
+        opinions = [
+            v
+            for a in state.appeals.values()
+            if a.case_id in span_ids and start <= a.created_at < end
+            for v in a.second_opinion
+        ]
+        judged = [v for c in in_span for v in c.verdicts] + opinions
+        latencies = tuple(v.latency_ms for v in judged if not v.reused and v.latency_ms > 0)
+        return DigestCounts(
+            messages=len(in_span),
+            flagged=sum(c.violation for c in in_span),
+            violations=tuple((v.policy, v.rule_ids) for c in in_span for v in c.verdicts if v.violation),
+            decisions=dict(decisions),
+            appeals_filed=filed,
+            latencies_ms=latencies,
+        )
