@@ -8,6 +8,7 @@ llama.cpp) stop generating. The real `ollama` and `openai` clients run over loop
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +20,8 @@ from bot.classifier import ModelUnavailable, RetryPolicy
 from bot.domain import CaseStatus, VerdictStatus
 from bot.pipeline import ModerationPipeline
 from bot.store.sqlite import SqliteStore
-from tests.helpers import RecordingSink, add_policy, make_message
+from tests.fakes.ollama_fake import FakeOllama
+from tests.helpers import REPO, RecordingSink, add_policy, make_message, run_modbot
 from tests.test_classifier import Backend, free_port, request
 
 
@@ -99,3 +101,29 @@ async def test_the_pipeline_decides_a_message_the_model_never_answers(hanging: B
         await pipeline.stop()
         await c.aclose()
         await store.close()
+
+
+async def test_replay_ends_when_the_model_never_answers(tmp_path: Path) -> None:
+    """The real `modbot replay` in a subprocess, against an Ollama that hangs: it ends, and says why."""
+    fake = await FakeOllama(hang=True).start()
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(json.dumps({"id": "1", "server": "s1", "channel": "c1", "author": "ann", "text": "hi"}) + "\n")
+    try:
+        code, out, err = await run_modbot(
+            "replay",
+            str(lines),
+            "--db",
+            str(tmp_path / "r.db"),
+            "--json",
+            "-p",
+            str(REPO / "policies" / "harassment.md"),
+            env={"OLLAMA_HOST": fake.host, "MODBOT_MODEL_TIMEOUT": "0.5", "MODBOT_MODEL_TIMEOUT_RETRIES": "1"},
+            timeout=60,  # before the fix: never ended
+        )
+        await fake.wait_for_disconnects(2)
+    finally:
+        await fake.stop()
+    assert code == 0, err
+    [record] = [json.loads(line) for line in out.splitlines()]
+    assert record["status"] == "needs_review", record
+    assert "timed out after 0.5 s" in err and "ollama serve" not in err
