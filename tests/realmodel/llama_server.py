@@ -32,26 +32,15 @@ from pathlib import Path
 
 import httpx
 
-from tests.fakes.llama_ollama import DEFAULT_MODEL_NAME, gguf_path
+from tests.fakes.llama_ollama import DEFAULT_MODEL_NAME, GEMMA3_SYSTEM_PREFIX, GEMMA3_TURN, gguf_path
 
+# Gemma 3's template (tests/fakes/llama_ollama.py), but a trailing blank assistant message
+# opens the model's turn, as llama-cpp-python's hf-tokenizer-config format asks.
 GEMMA3_SERVER_TEMPLATE = (
-    "{{ bos_token }}"
-    "{%- if messages[0]['role'] == 'system' -%}"
-    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
-    "{%- set loop_messages = messages[1:] -%}"
-    "{%- else -%}"
-    "{%- set first_user_prefix = '' -%}"
-    "{%- set loop_messages = messages -%}"
-    "{%- endif -%}"
-    "{%- for message in loop_messages -%}"
+    GEMMA3_SYSTEM_PREFIX + "{%- for message in loop_messages -%}"
     "{%- if loop.last and message['role'] == 'assistant' and not message['content'] -%}"
     "{{ '<start_of_turn>model\n' }}"
-    "{%- else -%}"
-    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
-    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
-    "{{ message['content'] | trim }}"
-    "{{ '<end_of_turn>\n' }}"
-    "{%- endif -%}"
+    "{%- else -%}" + GEMMA3_TURN + "{%- endif -%}"
     "{%- endfor -%}"
 )
 TOKENIZER_CONFIG = {"chat_template": GEMMA3_SERVER_TEMPLATE, "bos_token": "<bos>", "eos_token": "<end_of_turn>"}

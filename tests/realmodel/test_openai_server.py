@@ -165,3 +165,19 @@ async def test_messages_become_cases_through_the_openai_backend(
         await pipeline.stop()
         await classifier.aclose()
         await store.close()
+
+
+def test_the_server_renders_the_prompt_as_the_ollama_stand_in_does() -> None:
+    """llama-cpp-python's hf-tokenizer-config format and the in-process fake see one prompt."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from tests.fakes.llama_ollama import GEMMA3_TEMPLATE
+    from tests.realmodel.llama_server import GEMMA3_SERVER_TEMPLATE
+
+    chat = [{"role": "system", "content": "POLICY"}, {"role": "user", "content": "a message"}]
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    in_process = env.from_string(GEMMA3_TEMPLATE).render(messages=chat, bos_token="<bos>", add_generation_prompt=True)
+    # The server's format appends a blank assistant message instead of add_generation_prompt.
+    blank = {"role": "assistant", "content": ""}
+    served = env.from_string(GEMMA3_SERVER_TEMPLATE).render(messages=[*chat, blank], bos_token="<bos>")
+    assert served == in_process == "<bos><start_of_turn>user\nPOLICY\n\na message<end_of_turn>\n<start_of_turn>model\n"
