@@ -27,7 +27,19 @@ SCHEMA_DIALECTS: tuple[SchemaDialect, ...] = ("json_schema", "json_object")
 
 def endpoint_name(url: str) -> str:
     """host:port, as logs and metrics name an endpoint unless the operator names it."""
-    return urlsplit(url if "://" in url else f"http://{url}").netloc or url
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    host = parts.hostname or url
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    return host if parts.port is None else f"{host}:{parts.port}"
+
+
+def public_url(url: str) -> str:
+    """The URL as logs and messages may show it: without a user or password in it."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from bot.classifier.backend import ModelBackend, ModelCallObserver
+from bot.classifier.backend import ModelBackend, ModelCallObserver, public_url
 from bot.classifier.classifier import ModelClassifier, RetryPolicy
 from bot.classifier.endpoints import EndpointSpec, parse_endpoints
 from bot.classifier.pool import Endpoint, EndpointPool
@@ -52,6 +52,11 @@ def ollama_url(host: str) -> str:
     authority = host.split("/", 1)[0]
     has_port = authority.rsplit(":", 1)[-1].isdigit() and not authority.endswith("]")
     return f"http://{host}" if has_port else f"http://{authority}:11434" + host[len(authority) :]
+
+
+def describe_endpoints(settings: ModbotSettings) -> str:
+    """Where the model is, for the start-up log: each endpoint's model, URL and backend."""
+    return ", ".join(f"{s.model} at {public_url(s.url)} ({s.backend})" for s in endpoint_specs(settings))
 
 
 def build_backend(spec: EndpointSpec, settings: ModbotSettings) -> ModelBackend:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import ollama
 
-from bot.classifier.backend import RawAnswer, endpoint_name
+from bot.classifier.backend import RawAnswer, endpoint_name, public_url
 from bot.classifier.classifier import ModelClassifier, RetryPolicy
 from bot.classifier.errors import EndpointFailure, ModelRequestRejected
 from bot.classifier.pool import EndpointPool
@@ -41,7 +41,7 @@ class OllamaBackend:
         name: str | None = None,
         max_tokens: int | None = None,
     ) -> None:
-        self.host = host
+        self.host = public_url(host)  # for messages: the client alone holds any credentials
         self.model = model
         self.name = name or endpoint_name(host)
         self._client = ollama.AsyncClient(host=host, timeout=client_timeout(timeout))

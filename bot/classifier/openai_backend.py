@@ -21,7 +21,7 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 from openai.types.chat.completion_create_params import ResponseFormat
 
-from bot.classifier.backend import SCHEMA_DIALECTS, RawAnswer, SchemaDialect, endpoint_name
+from bot.classifier.backend import SCHEMA_DIALECTS, RawAnswer, SchemaDialect, endpoint_name, public_url
 from bot.classifier.classifier import ModelClassifier, RetryPolicy
 from bot.classifier.errors import EndpointFailure, ModelRequestRejected
 from bot.classifier.pool import EndpointPool
@@ -59,15 +59,15 @@ class OpenAIBackend:
     ) -> None:
         if schema not in SCHEMA_DIALECTS:
             raise ValueError(f"schema dialect must be one of {', '.join(SCHEMA_DIALECTS)}, not {schema!r}")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = public_url(base_url.rstrip("/"))  # for messages: the client alone holds credentials
         self.model = model
         self.schema: SchemaDialect = schema
-        self.name = name or endpoint_name(self.base_url)
+        self.name = name or endpoint_name(base_url)
         self._response_format = response_format(schema)
         # max_tokens rather than max_completion_tokens: every compatible server takes it.
         self._max_tokens: int | openai.Omit = openai.omit if max_tokens is None else max_tokens
         self._client = openai.AsyncOpenAI(
-            base_url=self.base_url,
+            base_url=base_url.rstrip("/"),
             api_key=api_key or NO_KEY,
             # Retries are the classifier's, the same for every backend: none in the client.
             max_retries=0,

@@ -9,7 +9,7 @@ import pytest
 
 from bot.classifier import ClassificationRequest, RetryPolicy
 from bot.classifier.endpoints import EndpointSpec, InvalidEndpoints, parse_endpoints
-from bot.classifier.factory import build_classifier, endpoint_specs, ollama_url
+from bot.classifier.factory import build_classifier, describe_endpoints, endpoint_specs, ollama_url
 from bot.classifier.ollama_backend import OllamaBackend
 from bot.classifier.openai_backend import OpenAIBackend
 from bot.domain import Effort, Policy
@@ -101,6 +101,27 @@ def test_the_single_endpoint_settings_are_used_when_no_list_is_set(monkeypatch: 
         "json_object",
         5,
     )
+
+
+def test_the_start_up_line_says_where_the_model_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", "gpu7")
+    assert describe_endpoints(ModbotSettings()) == "gpt-oss-safeguard:20b at http://gpu7:11434 (ollama)"
+    monkeypatch.setenv("MODBOT_MODEL_ENDPOINTS", "ollama http://a:1 m1; openai http://b:2/v1 m2")
+    assert describe_endpoints(ModbotSettings()) == "m1 at http://a:1 (ollama), m2 at http://b:2/v1 (openai)"
+
+
+@pytest.mark.parametrize(
+    ("url", "name", "shown"),
+    [
+        ("http://gpu1:11434", "gpu1:11434", "http://gpu1:11434"),
+        ("https://user:s3cret@vllm.example/v1", "vllm.example", "https://vllm.example/v1"),
+        ("http://[::1]:8000/v1", "[::1]:8000", "http://[::1]:8000/v1"),
+    ],
+)
+def test_an_endpoint_is_named_and_shown_without_credentials(url: str, name: str, shown: str) -> None:
+    backend = OpenAIBackend(url, "m")
+    assert (backend.name, backend.base_url) == (name, shown)
+    assert "s3cret" not in describe_endpoints(ModbotSettings(model_endpoints=f"openai {url} m"))
 
 
 def test_a_wrong_setting_is_refused_with_its_range(monkeypatch: pytest.MonkeyPatch) -> None:
