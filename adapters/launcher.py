@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from bot.app import ModbotApp
     from bot.classifier import RetryPolicy
+    from bot.observability.metrics import ModbotMetrics
     from bot.platforms import PlatformAdapter, PlatformCapabilities
     from bot.settings import ModbotSettings
 
@@ -92,6 +93,15 @@ async def console_app(settings: ModbotSettings, *, retry: RetryPolicy | None = N
     )
 
 
+def _metrics_if_served(settings: ModbotSettings) -> ModbotMetrics | None:
+    """Metrics only when MODBOT_HTTP_PORT serves them: nobody else would read them."""
+    if settings.http_port is None:
+        return None
+    from bot.observability.metrics import ModbotMetrics
+
+    return ModbotMetrics()
+
+
 async def run(
     settings: ModbotSettings,
     *,
@@ -114,11 +124,17 @@ async def run(
     running: dict[str, RunningPlatform] = {}
     for entry in entries:
         running[entry.name] = await entry.load().connect(settings, env)
+    metrics = _metrics_if_served(settings)
     app = await bootstrap(
         settings,
         {name: platform.adapter for name, platform in running.items()},
         capabilities=declared_capabilities(env),
+        metrics=metrics,
     )
+    if metrics is not None:
+        from bot.observability.wiring import observability_endpoint
+
+        app.endpoint = observability_endpoint(app, metrics, settings, running)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

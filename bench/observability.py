@@ -16,8 +16,10 @@
    CPU per message from part 1.
 2. A scrape: GET /metrics over loopback with aiohttp's client, the registry holding the
    series of a busy bot (every effect kind x result, three endpoints, four efforts' worth
-   of latency buckets). Limit: Prometheus' default scrape interval (15 s); the figure is the
-   share of one core that scraping costs.
+   of latency buckets); then the same with the queue's gauges read from a real store
+   holding a backlog (--waiting open items beside --done finished ones), as `modbot run`
+   does at every scrape. Limit: Prometheus' default scrape interval (15 s); the figure is
+   the share of one core that scraping costs.
 3. The container's HEALTHCHECK command against a live /healthz, as a fresh process. Limit:
    `python -c pass`, the interpreter's own start-up, in the same run.
 
@@ -75,6 +77,7 @@ from bot.pipeline import ModerationPipeline  # noqa: E402
 from bot.policy_library import as_policy, load_policies  # noqa: E402
 from bot.ports import Classifier, EffectSink  # noqa: E402
 from bot.settings import ModbotSettings  # noqa: E402
+from bot.store.sqlite import SqliteStore  # noqa: E402
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -105,7 +108,7 @@ async def burst(n: int, prefix: str, instrumented: bool) -> tuple[float, float]:
         pipeline.observers.append(count)
         if instrumented:
             pipeline.observers.append(metrics.observe_case)
-            metrics.track_queue(depth=lambda: pipeline.backlog)
+            metrics.track_queue(store.queue_backlog)
         await pipeline.start()
         messages = make_messages(n, prefix)
         gc.collect()
@@ -200,12 +203,22 @@ def busy_registry() -> ModbotMetrics:
         metrics.observe_message(outcome)
     metrics.track_adapter("discord", lambda: True)
     metrics.track_adapter("slack", lambda: True)
-    metrics.track_queue(depth=lambda: 12, oldest_age_seconds=lambda: 3.5)
     return metrics
 
 
-async def scrape(samples: int) -> dict[str, Any]:
-    metrics = busy_registry()
+async def backlog_store(directory: Path, waiting: int, done: int) -> SqliteStore:
+    """A store whose queue holds `done` finished items (history) and `waiting` open ones."""
+    store = await open_store(directory, policies=1)
+    finished = make_messages(done, "done")
+    ids = await asyncio.gather(*(store.enqueue(m) for m in finished))
+    for queue_id in ids:
+        assert queue_id is not None
+        await store.finish_queue_item(queue_id)
+    await asyncio.gather(*(store.enqueue(m) for m in make_messages(waiting, "waiting")))
+    return store
+
+
+async def timed_scrapes(metrics: ModbotMetrics, samples: int) -> tuple[list[float], bytes]:
     times: list[float] = []
     async with ObservabilityServer(metrics, []) as server, aiohttp.ClientSession() as session:
         url = f"http://127.0.0.1:{server.port}/metrics"
@@ -214,13 +227,35 @@ async def scrape(samples: int) -> dict[str, Any]:
             async with session.get(url) as response:
                 body = await response.read()
             times.append(time.perf_counter() - started)
-    times = times[5:]  # the first requests open the connection
+    return times[5:], body  # the first requests open the connection
+
+
+async def scrape(samples: int, waiting: int, done: int) -> dict[str, Any]:
+    """A scrape of a busy registry, then the same with the queue's gauges asked of a store with a backlog."""
     interval = 15.0
+    registry_only, body = await timed_scrapes(busy_registry(), samples)
+    with tempfile.TemporaryDirectory(prefix="modbot-bench-") as tmp:
+        store = await backlog_store(Path(tmp), waiting, done)
+        try:
+            started = time.perf_counter()
+            backlog = await store.queue_backlog()
+            query_ms = (time.perf_counter() - started) * 1000
+            assert backlog.depth == waiting
+            metrics = busy_registry()
+            metrics.track_queue(store.queue_backlog)
+            with_store, _ = await timed_scrapes(metrics, samples)
+        finally:
+            await store.close()
     return {
         "series_lines": sum(1 for line in body.decode().splitlines() if line and not line.startswith("#")),
         "bytes": len(body),
-        "scrape_ms": spread([t * 1000 for t in times]),
-        "share_of_a_core_at_15s_interval": spread([t / interval for t in times]),
+        "scrape_ms": spread([t * 1000 for t in registry_only]),
+        "share_of_a_core_at_15s_interval": spread([t / interval for t in registry_only]),
+        "queue_waiting": waiting,
+        "queue_done": done,
+        "first_backlog_query_ms": query_ms,
+        "scrape_with_backlog_query_ms": spread([t * 1000 for t in with_store]),
+        "share_of_a_core_at_15s_interval_with_query": spread([t / interval for t in with_store]),
     }
 
 
@@ -258,6 +293,8 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--waiting", type=int, default=24_000, help="open queue items for the scrape's query")
+    parser.add_argument("--done", type=int, default=24_000, help="finished queue items (history) beside them")
     args = parser.parse_args()
     pipeline_run = await overhead(args.messages, args.runs)
     added = await added_cost(loops=20_000, repeats=args.runs)
@@ -268,7 +305,7 @@ async def main() -> None:
         "machine": machine(),
         "overhead": pipeline_run,
         "added_cost": added,
-        "scrape": await scrape(200),
+        "scrape": await scrape(200, args.waiting, args.done),
         "healthcheck": await healthcheck(args.runs * 2),
     }
     text = json.dumps(result, indent=2)

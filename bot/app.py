@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.pipeline import ModerationPipeline
 from bot.platforms import PlatformCatalog, PlatformRouter
@@ -28,6 +28,10 @@ from bot.workflow.reports import Reports
 from bot.workflow.review import Reviews
 from bot.workflow.server_settings import ServerSettingsService
 from bot.workflow.status import Status
+
+if TYPE_CHECKING:
+    from bot.observability.metrics import ModbotMetrics
+    from bot.observability.server import ObservabilityServer
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,8 @@ class ModbotApp:
     probe: ModelProbe | None = None
     job_intervals: JobIntervals = field(default_factory=JobIntervals)
     run_jobs: bool = True
+    metrics: ModbotMetrics | None = None  # set by bootstrap(metrics=...): what is counted
+    endpoint: ObservabilityServer | None = None  # /healthz and /metrics: up first, down first
     _scheduler: Any = None
     _started: bool = False
     _closed: bool = False
@@ -63,7 +69,11 @@ class ModbotApp:
         return self.platforms
 
     async def __aenter__(self) -> ModbotApp:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.aclose()  # a start that fails (a port in use) leaves nothing open
+            raise
         return self
 
     async def __aexit__(
@@ -80,6 +90,9 @@ class ModbotApp:
             declared = self.catalog.get(name)
             for limit in declared.configuration_limits() if declared else ():
                 log.warning("%s as configured cannot carry out %s; such effects are recorded unsupported", name, limit)
+        if self.endpoint is not None:
+            # Before resuming: /livez must answer while a long backlog is taken up again.
+            await self.endpoint.start()
         resumed = await self.pipeline.start()
         self._started = True
         if self.run_jobs and self._scheduler is None:
@@ -91,6 +104,8 @@ class ModbotApp:
         if self._closed:
             return
         self._closed = True
+        if self.endpoint is not None:
+            await self.endpoint.stop()
         self.pipeline.close_intake()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     # not pay for importing the pipeline and every workflow service.
     from bot.app import ModbotApp
     from bot.classifier import ModelClassifier, RetryPolicy
+    from bot.classifier.backend import ModelCallObserver
+    from bot.observability.metrics import ModbotMetrics
     from bot.platforms import PlatformCapabilities
     from bot.ports import Classifier, EffectSink, ModelProbe
     from bot.settings import LogFormat, ModbotSettings
@@ -22,11 +24,14 @@ if TYPE_CHECKING:
 __all__ = ["bootstrap", "build_classifier", "configure_logging"]
 
 
-def build_classifier(settings: ModbotSettings, retry: RetryPolicy | None = None) -> ModelClassifier:
+def build_classifier(
+    settings: ModbotSettings, retry: RetryPolicy | None = None, *, observer: ModelCallObserver | None = None
+) -> ModelClassifier:
     # The backend, endpoints, deadlines and retries are the classifier package's business.
+    # With an observer (the app's metrics) it reports every call it makes, to every endpoint.
     from bot.classifier.factory import build_classifier as build_model_classifier
 
-    return build_model_classifier(settings, retry)
+    return build_model_classifier(settings, retry, observer=observer)
 
 
 def build_probe(settings: ModbotSettings) -> ModelProbe:
@@ -47,6 +52,7 @@ async def bootstrap(
     run_jobs: bool = True,
     job_intervals: JobIntervals | None = None,
     clock: Clock = utcnow,
+    metrics: ModbotMetrics | None = None,
 ) -> ModbotApp:
     """Build the app: each service once, over one store, one model client and the running adapters.
 
@@ -54,6 +60,8 @@ async def bootstrap(
     (with `post`) its ModChannel. `capabilities` are every platform's declarations, running
     here or not (the launcher collects them), for `settings set` and `modbot status`.
     `run_jobs` False (admin commands) builds no model probe and schedules nothing.
+    With `metrics`, the model calls, effects, decided messages, appeals and the queue are
+    counted there (bot.observability.metrics).
     """
     from bot.app import ModbotApp
     from bot.pipeline import ModerationPipeline
@@ -73,12 +81,21 @@ async def bootstrap(
 
         store = await SqliteStore.open(settings.db, now=clock)
     try:
-        model = classifier or build_classifier(settings, retry)
+        model = classifier or build_classifier(settings, retry, observer=metrics)
     except BaseException:
         await store.close()
         raise
-    router = PlatformRouter(platforms or {}, PlatformCatalog(capabilities))
+    adapters = dict(platforms or {})
+    if metrics is not None:
+        from bot.observability.metrics import InstrumentedSink
+
+        model = metrics.instrument_classifier(model, settings.ollama_host)
+        adapters = {name: InstrumentedSink(adapter, metrics) for name, adapter in adapters.items()}
+        metrics.track_queue(store.queue_backlog, clock)
+    router = PlatformRouter(adapters, PlatformCatalog(capabilities))
     pipeline = ModerationPipeline(store, model, router, workers=settings.worker_count, now=clock)
+    if metrics is not None:
+        pipeline.observers.append(metrics.observe_case)
     changed = pipeline.invalidate
     if run_jobs and probe is None:
         probe = build_probe(settings)
@@ -88,7 +105,7 @@ async def bootstrap(
         platforms=router,
         pipeline=pipeline,
         reviews=Reviews(store, router, clock),
-        appeals=Appeals(store, model, router, router, clock),
+        appeals=Appeals(store, model, router, router, clock, observe=metrics.observe_appeal if metrics else None),
         policies=PolicyAdmin(store, changed, clock),
         server_settings=ServerSettingsService(store, router.catalog, changed, clock),
         preview=Previews(store, model, changed, clock),
@@ -99,6 +116,7 @@ async def bootstrap(
         probe=probe,
         job_intervals=job_intervals or JobIntervals(),
         run_jobs=run_jobs,
+        metrics=metrics,
     )
 
 

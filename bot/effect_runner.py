@@ -26,6 +26,7 @@ from bot.domain import (
     Verdict,
     VerdictStatus,
 )
+from bot.observability.logs import bound_case
 from bot.platforms import PlatformRouter
 from bot.policy_format import rules_in
 from bot.ports import EffectSink
@@ -48,8 +49,20 @@ async def carry_out(
     """Run each pending effect once. With finish_queue_id, the last result also completes the queue item.
 
     When the case's platform is declared but runs in another process, its effects stay
-    pending: that process carries them out (`carry_out_waiting`).
+    pending: that process carries them out (`carry_out_waiting`). Every line logged
+    meanwhile, the adapters' included, carries the case's and its message's ids.
     """
+    with bound_case(case):
+        return await _carry_out(store, sinks, case, records, finish_queue_id)
+
+
+async def _carry_out(
+    store: ModerationStore,
+    sinks: Mapping[str, EffectSink] | PlatformRouter,
+    case: Case,
+    records: Sequence[EffectRecord],
+    finish_queue_id: int | None,
+) -> list[EffectRecord]:
     router = PlatformRouter.of(sinks)
     platform = case.message.platform
     pending = [r for r in records if r.outcome is EffectOutcome.PENDING]

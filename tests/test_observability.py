@@ -13,6 +13,8 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import structlog
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.bootstrap import bootstrap
 from bot.classifier import ClassificationRequest, ModelUnavailable, OllamaClassifier, RetryPolicy
 from bot.domain import (
     Case,
@@ -55,10 +58,12 @@ from bot.observability.server import ObservabilityServer
 from bot.pipeline import ModerationPipeline
 from bot.settings import ModbotSettings
 from bot.store.health import database_problem
+from bot.store.ports import QueueBacklog
 from bot.store.sqlite import SqliteStore
+from bot.workflow import Actor
 from bot.workflow.health import OllamaProbe
 from tests.fakes.ollama_fake import FakeOllama, Reply
-from tests.helpers import REPO, RecordingSink, add_policy, make_message, run_modbot
+from tests.helpers import REPO, RecordingSink, ScriptedClassifier, add_policy, make_message, run_modbot
 
 MODEL = "gpt-oss-safeguard:20b"
 POLICY = "# Harassment\n\n## VIOLATES\n- HB1.a: insults aimed at a person\n\n## SAFE\n- HB0.a: banter\n"
@@ -93,7 +98,7 @@ async def test_a_pipeline_run_shows_in_the_metrics(store: SqliteStore, fake_olla
     recording = RecordingSink()
     pipeline = ModerationPipeline(store, classifier, {"console": InstrumentedSink(recording, metrics)}, workers=4)
     pipeline.observers.append(metrics.observe_case)
-    metrics.track_queue(depth=lambda: pipeline.backlog)
+    metrics.track_queue(store.queue_backlog)
     await pipeline.start()
     try:
         await pipeline.submit(make_message("m1", "hello there"))
@@ -193,18 +198,27 @@ def test_each_case_has_one_message_outcome(
     assert outcome_of(case) is expected
 
 
-def test_appeals_adapters_and_the_drain_estimate_are_exposed() -> None:
+async def test_appeals_adapters_the_queue_and_the_drain_estimate_are_exposed() -> None:
     metrics = ModbotMetrics(process_metrics=False)
     connected = {"discord": True}
     metrics.track_adapter("discord", lambda: connected["discord"])
+    metrics.track_adapter("slack", lambda: 1 / 0 == 0)  # a flag that raises reads as disconnected
     metrics.track_backlog_drain(lambda: 42.0)
-    metrics.track_queue(depth=lambda: 7, oldest_age_seconds=lambda: 12.5)
+    now = utcnow()
+
+    async def backlog() -> QueueBacklog:
+        return QueueBacklog(depth=7, oldest_enqueued_at=now - timedelta(seconds=12.5))
+
+    metrics.track_queue(backlog, clock=lambda: now)
     metrics.observe_appeal(AppealOutcome.FILED)
-    metrics.observe_appeal(AppealOutcome.FILED)
+    metrics.observe_appeal("filed")  # the appeals service's hook passes the word
     metrics.observe_appeal(AppealOutcome.OVERTURNED)
     text = metrics.exposition()[0].decode()
     assert sample(text, "modbot_adapter_connected", platform="discord") == 1
+    assert sample(text, "modbot_adapter_connected", platform="slack") == 0
+    assert sample(text, "modbot_queue_depth") == 0  # asked of the store only when refreshed
     connected["discord"] = False
+    await metrics.refresh()
     text = metrics.exposition()[0].decode()
     assert sample(text, "modbot_adapter_connected", platform="discord") == 0
     assert sample(text, "modbot_backlog_drain_seconds") == 42
@@ -465,6 +479,57 @@ async def test_json_lines_carry_the_bound_ids_into_tasks_and_not_beyond(captured
     assert not {"message_id", "case_id", "queue_id"} & set(idle)
 
 
+@dataclass
+class TalkativeSink(RecordingSink):
+    """A platform sink that logs as an adapter does, and whose platform API fails at deletes."""
+
+    async def execute(self, effect: Effect, context: EffectContext) -> EffectResult:
+        logging.getLogger("adapters.talkative").info("carrying out %s", effect.kind.value)
+        if effect.kind is EffectKind.DELETE:
+            raise RuntimeError("the platform's API fell over")
+        return await super().execute(effect, context)
+
+
+class SecondOpinionsFail(ScriptedClassifier):
+    async def classify(self, request: ClassificationRequest) -> Verdict:
+        if request.effort is Effort.HIGH:
+            raise RuntimeError("the model server fell over")
+        return await super().classify(request)
+
+
+async def test_lines_about_a_case_carry_its_ids_from_the_effect_runner_the_sinks_and_the_appeals(
+    captured_logs: io.StringIO, tmp_path: Path
+) -> None:
+    configure_logging("INFO", "json", stream=captured_logs, secrets=[])
+    app = await bootstrap(
+        ModbotSettings(db=tmp_path / "ids.db", workers=1),
+        {"console": TalkativeSink()},
+        classifier=SecondOpinionsFail(),
+        run_jobs=False,
+    )
+    await add_policy(app.store, "s1", text=POLICY)
+    admin = Actor(id="admin", platform="console", server_id="s1", is_admin=True)
+    async with app:
+        await app.pipeline.submit(make_message("m1", "you idiot", channel="c7", author="u1"))
+        await app.pipeline.drain()
+        (case,) = await app.reviews.open_cases(admin)
+        await app.reviews.confirm(case.id, admin, delete=True)  # the delete fails in the sink
+        await app.appeals.file(case.id, Actor(id="u1", platform="console", server_id="s1"), "it was a joke")
+    about_case = [
+        line
+        for line in json_lines(captured_logs)
+        if line["logger"].startswith(("adapters.", "bot.effect_runner", "bot.workflow"))
+    ]
+    events = [line["event"] for line in about_case]
+    assert "carrying out flag" in events and "carrying out delete" in events, events
+    assert any(e.startswith("effect delete of case") for e in events), events
+    assert any(e.startswith("second opinion for case") for e in events), events
+    expected = {"platform": "console", "server_id": "s1", "channel_id": "c7", "message_id": "m1", "case_id": case.id}
+    for line in about_case:
+        assert {k: line.get(k) for k in expected} == expected, line
+    assert "you idiot" not in captured_logs.getvalue() and "it was a joke" not in captured_logs.getvalue()
+
+
 def test_console_lines_are_readable_and_carry_the_ids(captured_logs: io.StringIO) -> None:
     configure_logging("INFO", "console", stream=captured_logs, secrets=[])
     with bound_ids(case_id="C9", message_id="m9"):
@@ -568,15 +633,20 @@ async def flaky_ollama() -> AsyncIterator[FakeOllama]:
     await fake.stop()
 
 
+# Lines written while one message is handled: each must say which message (and case) it is about.
+PER_MESSAGE_LOGGERS = ("bot.classifier", "bot.pipeline", "bot.effect_runner", "bot.workflow.appeals", "adapters.")
+
+
 @pytest.mark.slow
 async def test_a_full_run_logs_json_with_no_message_text_and_no_secret(
-    tmp_path: Path, flaky_ollama: FakeOllama
+    tmp_path: Path, flaky_ollama: FakeOllama, unused_port: int
 ) -> None:
     env = {
         "OLLAMA_HOST": flaky_ollama.host,
         "MODBOT_DB": str(tmp_path / "run.db"),
         "MODBOT_LOG_FORMAT": "json",
         "MODBOT_LOG_LEVEL": "INFO",
+        "MODBOT_HTTP_PORT": str(unused_port),  # as in the image: the endpoint and its metrics are on
         "DISCORD_TOKEN": DISCORD_TEST_TOKEN,
         "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN,
         "OPENAI_API_KEY": OPENAI_TEST_KEY,
@@ -599,6 +669,10 @@ async def test_a_full_run_logs_json_with_no_message_text_and_no_secret(
     levels = {line["level"] for line in lines}
     assert "info" in levels and "warning" in levels, err  # the 500 and the malformed answer were logged
     assert all({"timestamp", "level", "logger", "event"} <= set(line) for line in lines)
+    per_message = [line for line in lines if line["logger"].startswith(PER_MESSAGE_LOGGERS)]
+    assert len(per_message) >= 3, err  # the 500 retried, the malformed answer twice
+    for line in per_message:
+        assert line.get("message_id") in {f"m{i}" for i in range(len(TEXTS))} and line.get("server_id") == "s1", line
     for secret in (*TEXTS, DISCORD_TEST_TOKEN, SLACK_TEST_TOKEN, OPENAI_TEST_KEY, "Gq1w2e", "testtokenvalue"):
         assert secret not in err, f"{secret!r} leaked into the logs"
     # Fragments too: a log line quoting part of a message is a leak all the same.

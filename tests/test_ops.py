@@ -28,12 +28,16 @@ from packaging.requirements import Requirement
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from bot.domain import utcnow
 from bot.observability.metrics import ModbotMetrics, ModelCallResult
 from bot.observability.server import ObservabilityServer
 from bot.settings import ModbotSettings
 from bot.store._migrations import available_migrations, current_version
+from bot.store.backup import BackupError, backup_database
+from bot.store.ports import QueueBacklog
 from bot.store.sqlite import SqliteStore
-from tests.helpers import REPO, make_message
+from tests.fakes.ollama_fake import FakeOllama
+from tests.helpers import REPO, make_message, run_modbot
 
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.cpu.yml")
 
@@ -377,7 +381,11 @@ async def test_the_metrics_endpoint_passes_promtools_lint() -> None:
     promtool = ops_tool("promtool")
     metrics = ModbotMetrics()
     metrics.observe_model_call(endpoint="http://ollama:11434", effort="low", result=ModelCallResult.OK, seconds=1.5)
-    metrics.track_queue(depth=lambda: 3, oldest_age_seconds=lambda: 4.0)
+
+    async def three_waiting() -> QueueBacklog:
+        return QueueBacklog(depth=3, oldest_enqueued_at=utcnow())
+
+    metrics.track_queue(three_waiting)
     metrics.track_adapter("discord", lambda: True)
     async with (
         ObservabilityServer(metrics, []) as server,
@@ -427,66 +435,149 @@ def test_the_kubernetes_bot_is_one_non_root_replica_probed_on_the_endpoint() -> 
 # ---------------------------------------------------------------- backups
 
 
-def python_backup(source: Path, target: Path) -> None:
-    """SQLite's online backup API, a few pages at a time so that writes go on in between."""
-    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+def names_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def snapshot_of(path: Path) -> dict[str, Any]:
+    """What a backup holds, read with the standard library as a restore would find it."""
+    copied = sqlite3.connect(path)
     try:
-        src.backup(dst, pages=8)
-    finally:
-        dst.close()
-        src.close()
-
-
-def cli_backup(source: Path, target: Path) -> None:
-    """The README's command: sqlite3 modbot.db ".backup backup.db"."""
-    result = run(ops_tool("sqlite3"), str(source), f".backup {target}")
-    assert result.returncode == 0, result.stderr
-
-
-@pytest.mark.parametrize("backup", [python_backup, cli_backup], ids=["backup-api", "sqlite3-cli"])
-async def test_an_online_backup_while_the_bot_writes_is_whole(tmp_path: Path, backup: Any) -> None:
-    """Backing up the bot's live WAL-mode file, from another process's connection, while it writes."""
-    if backup is cli_backup:
-        ops_tool("sqlite3")
-    live, copy = tmp_path / "modbot.db", tmp_path / "backup.db"
-    store = await SqliteStore.open(live)
-    writing = True
-
-    async def keep_writing() -> int:
-        count = 0
-        while writing:
-            await store.enqueue(make_message(f"m{count}", "hello", offset_s=count))
-            count += 1
-            await asyncio.sleep(0)
-        return count
-
-    writer = asyncio.create_task(keep_writing())
-    try:
-        while (await store.queue_counts()).get("pending", 0) < 50:
-            await asyncio.sleep(0.01)
-        await asyncio.to_thread(backup, live, copy)
-        at_copy = (await store.queue_counts())["pending"]
-
-        async def writes_went_on() -> None:
-            while (await store.queue_counts())["pending"] <= at_copy:
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(writes_went_on(), 10)
-    finally:
-        writing = False
-        written = await writer
-        await store.close()
-
-    copied = sqlite3.connect(copy)
-    try:
-        assert copied.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        rows = copied.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
+        queue = dict(copied.execute("SELECT state, COUNT(*) FROM queue GROUP BY state").fetchall())
+        return {
+            "integrity": copied.execute("PRAGMA integrity_check").fetchall(),
+            "journal_mode": copied.execute("PRAGMA journal_mode").fetchone()[0],
+            "queue": queue,
+            "cases": copied.execute("SELECT COUNT(*) FROM cases").fetchone()[0],
+            # A decision commits with its queue item: a snapshot never holds one without the other.
+            "decided_without_case": copied.execute(
+                "SELECT COUNT(*) FROM queue q WHERE q.state != 'pending'"
+                " AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.id = q.case_id)"
+            ).fetchone()[0],
+        }
     finally:
         copied.close()
-    assert 50 <= rows <= at_copy < written  # a consistent snapshot, taken while writes went on
-    reopened = await SqliteStore.open(copy)  # a backup is a database the bot opens as it is
+
+
+@pytest.mark.slow
+async def test_modbot_backup_while_modbot_run_writes_is_whole_and_restorable(tmp_path: Path) -> None:
+    """`modbot backup` from another process while a real `modbot run` decides a stream of messages."""
+    live, copy = tmp_path / "modbot.db", tmp_path / "backup.db"
+    ollama = await FakeOllama().start()
+    env = {**os.environ, "OLLAMA_HOST": ollama.host, "MODBOT_DB": str(live), "MODBOT_LOG_LEVEL": "WARNING"}
+    bot: asyncio.subprocess.Process | None = None
     try:
-        assert await current_version(reopened.connection) == available_migrations()[-1].version
-        assert (await reopened.queue_counts()).get("pending") == rows
+        code, _, err = await run_modbot("policy", "install", "harassment", "-s", "s1", "-a", "o", "--admin", env=env)
+        assert code == 0, err
+        bot = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "adapters.console.cli",
+            "run",
+            cwd=REPO,
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert bot.stdin is not None and bot.stdout is not None
+        stdin, stdout = bot.stdin, bot.stdout
+        decided = 0
+        writing = True
+
+        async def keep_sending() -> int:
+            sent = 0
+            while writing:
+                text = "you idiot" if sent % 5 == 0 else f"message number {sent}"
+                line = {"id": f"m{sent}", "server": "s1", "channel": "c1", "author": f"u{sent % 7}", "text": text}
+                stdin.write((json.dumps(line) + "\n").encode())
+                await stdin.drain()
+                sent += 1
+                await asyncio.sleep(0.002)
+            return sent
+
+        async def count_decisions() -> None:
+            nonlocal decided
+            while await stdout.readline():
+                decided += 1
+
+        sender, counter = asyncio.create_task(keep_sending()), asyncio.create_task(count_decisions())
+
+        async def decided_at_least(n: int) -> None:
+            while decided < n:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(decided_at_least(50), 60)
+        before = decided
+        code, out, err = await run_modbot("backup", str(copy), "--json", env=env)
+        assert code == 0, err
+        after_copy = decided
+        await asyncio.wait_for(decided_at_least(after_copy + 20), 60)  # the bot wrote on meanwhile
+        writing = False
+        sent = await sender
+        stdin.close()  # its only source ends: the bot decides what it accepted and stops
+        assert await asyncio.wait_for(bot.wait(), 60) == 0
+        await counter
     finally:
-        await reopened.close()
+        if bot is not None and bot.returncode is None:
+            bot.kill()
+            await bot.wait()
+        await ollama.stop()
+
+    report = json.loads(out)
+    assert report["target"] == str(copy) and report["bytes"] == copy.stat().st_size
+    assert report["schema_version"] == available_migrations()[-1].version
+    assert copy.stat().st_mode & 0o777 == 0o600  # it holds message texts
+    assert [name for name in names_in(tmp_path) if "partial" in name] == []
+    held = snapshot_of(copy)
+    assert held["integrity"] == [("ok",)] and held["journal_mode"] == "delete"  # one self-contained file
+    assert held["decided_without_case"] == 0
+    # A snapshot taken while the bot ran: everything decided before it, nothing sent after it.
+    assert before <= held["cases"] <= after_copy < decided == sent
+    assert held["cases"] <= sum(held["queue"].values()) <= sent
+    restored = await SqliteStore.open(copy)  # a backup is a database the bot opens as it is
+    try:
+        assert await current_version(restored.connection) == available_migrations()[-1].version
+        backlog = await restored.queue_backlog()
+        assert backlog.depth == held["queue"].get("pending", 0) + held["queue"].get("acting", 0)
+    finally:
+        await restored.close()
+
+
+async def test_a_backup_refuses_what_would_lose_data_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    live = tmp_path / "modbot.db"
+    store = await SqliteStore.open(live)
+    await store.enqueue(make_message("m1"))
+    await store.close()
+    with pytest.raises(BackupError, match="no database at"):
+        await backup_database(tmp_path / "typo.db", tmp_path / "copy.db")
+    assert not (tmp_path / "typo.db").exists()  # never created by looking for it
+    with pytest.raises(BackupError, match="another file than the database"):
+        await backup_database(live, tmp_path / "." / "modbot.db", overwrite=True)
+    with pytest.raises(BackupError, match="no directory"):
+        await backup_database(live, tmp_path / "missing" / "copy.db")
+    existing = tmp_path / "yesterday.db"
+    existing.write_bytes(b"yesterday's backup")
+    with pytest.raises(BackupError, match="--force"):
+        await backup_database(live, existing)
+    assert existing.read_bytes() == b"yesterday's backup"
+    report = await backup_database(live, existing, overwrite=True)
+    assert report.bytes == existing.stat().st_size and snapshot_of(existing)["queue"] == {"pending": 1}
+    assert names_in(tmp_path) == ["modbot.db", "yesterday.db"]
+
+
+async def test_a_damaged_database_gives_no_backup(tmp_path: Path) -> None:
+    live = tmp_path / "modbot.db"
+    store = await SqliteStore.open(live)
+    for i in range(300):
+        await store.enqueue(make_message(f"m{i}", "hello " * 20))
+    await store.close()
+    # Scribble over the middle of the file, where the queue's pages are.
+    with live.open("r+b") as handle:
+        handle.seek(live.stat().st_size // 2)
+        handle.write(b"\xff" * 8192)
+    target = tmp_path / "copy.db"
+    with pytest.raises(BackupError, match=r"integrity check|malformed|failed"):
+        await backup_database(live, target)
+    assert not target.exists()
+    assert names_in(tmp_path) == ["modbot.db"]

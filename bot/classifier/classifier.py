@@ -36,6 +36,7 @@ from bot.classifier.pool import Answered, EndpointPool
 from bot.classifier.prompt import ClassificationRequest
 from bot.classifier.verdict import MalformedAnswer, ModelAnswer, parse_answer
 from bot.domain import Confidence, Effort, Verdict, VerdictStatus
+from bot.observability.logs import bound_ids
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,11 @@ class ModelClassifier:
         self.timeout_retries = timeout_retries
 
     @property
+    def reports_model_calls(self) -> bool:
+        """True when an observer hears of every call (the metrics need not wrap this classifier)."""
+        return self.pool.reports_calls
+
+    @property
     def in_flight(self) -> int:
         return self.pool.in_flight
 
@@ -79,6 +85,13 @@ class ModelClassifier:
         await self.pool.aclose()
 
     async def classify(self, request: ClassificationRequest) -> Verdict:
+        message = request.message
+        # Every line logged about this call (retries, timeouts, endpoints going down) names
+        # the message it was for, never its text.
+        with bound_ids(platform=message.platform, server_id=message.server_id, message_id=message.message_id):
+            return await self._classify(request)
+
+    async def _classify(self, request: ClassificationRequest) -> Verdict:
         answers: list[Answered] = []
         problem = ""
         try:

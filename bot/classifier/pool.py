@@ -139,6 +139,10 @@ class EndpointPool:
     def in_flight(self) -> int:
         return sum(e.in_flight for e in self.endpoints)
 
+    @property
+    def reports_calls(self) -> bool:
+        return not isinstance(self.observer, _SilentObserver)
+
     # ------------------------------------------------------------ calls
 
     async def call(self, request: ClassificationRequest, avoid: Collection[str] = ()) -> Answered:

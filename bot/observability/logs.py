@@ -21,14 +21,17 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from bot.settings import LogFormat
+
+if TYPE_CHECKING:
+    from bot.domain import Case
 
 REDACTED = "[redacted]"
 
@@ -234,6 +237,18 @@ def bound_ids(
         yield
     finally:
         structlog.contextvars.reset_contextvars(**tokens)
+
+
+def bound_case(case: Case) -> AbstractContextManager[None]:
+    """`bound_ids` for everything done about one case: its message's ids and the case's."""
+    message = case.message
+    return bound_ids(
+        platform=message.platform,
+        server_id=message.server_id,
+        channel_id=message.channel_id,
+        message_id=message.message_id,
+        case_id=case.id,
+    )
 
 
 def current_ids() -> dict[str, Any]:

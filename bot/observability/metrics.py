@@ -7,15 +7,18 @@ dashboard and alert rules in ops/: change them together.
 - modbot_messages_total{outcome}: classified, skipped, reused, failed, screened, rule.
   Fed by `observe_case` (a pipeline observer), and by `observe_message` for the outcomes
   that the triage decides.
-- modbot_model_calls_total{endpoint,result}: ok, needs_review, unavailable, rejected, error.
+- modbot_model_calls_total{endpoint,result}: ok, needs_review, malformed, timeout,
+  unavailable, rejected, error.
 - modbot_model_latency_seconds{effort,endpoint}: seconds the server took to answer, not
   the time spent waiting for a free slot.
 - modbot_model_tokens_total{direction}: in, out.
 - modbot_model_endpoint_up{endpoint}: an answer sets 1, "unavailable" sets 0; probes may
   set it too (`set_endpoint_up`).
-  The four model metrics are fed by `InstrumentedClassifier`, or by a backend that calls
-  `observe_model_call` for each call itself.
-- modbot_queue_depth, modbot_queue_oldest_age_seconds: `track_queue`, read at each scrape.
+  The four model metrics are fed by `InstrumentedClassifier`, or by a classifier that
+  reports each call itself (`reports_model_calls = True`) to this object as its
+  `ModelCallObserver` (`model_call`, `endpoint_health`); `instrument_classifier` picks.
+- modbot_queue_depth, modbot_queue_oldest_age_seconds: `track_queue`, asked of the store
+  before each scrape (`refresh`).
 - modbot_backlog_drain_seconds: `track_backlog_drain`, the capacity model's estimate.
 - modbot_effects_total{kind,result}: done, failed, unsupported, error (the sink raised).
   Fed by `InstrumentedSink` around each platform's sink, or by `observe_effect`.
@@ -29,9 +32,12 @@ not both; wrap the sinks or let the effect runner report, not both.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from prometheus_client import (
@@ -57,12 +63,13 @@ from bot.domain import (
     Effort,
     Verdict,
     VerdictStatus,
+    utcnow,
 )
 from bot.observability.logs import bound_ids
 from bot.ports import Classifier, EffectSink
+from bot.store.ports import QueueBacklog
 
-if TYPE_CHECKING:
-    from bot.classifier.backend import ModelCall
+log = logging.getLogger(__name__)
 
 
 class MessageOutcome(StrEnum):
@@ -76,11 +83,33 @@ class MessageOutcome(StrEnum):
 
 class ModelCallResult(StrEnum):
     OK = "ok"
-    NEEDS_REVIEW = "needs_review"  # answered, but the answer could not be used
+    NEEDS_REVIEW = "needs_review"  # answered, but the answer could not be used (after its retry)
+    MALFORMED = "malformed"  # one answer that is not the verdict schema (a self-reporting backend)
+    TIMEOUT = "timeout"  # no answer by the deadline
     UNAVAILABLE = "unavailable"  # unreachable, overloaded, model not pulled
     REJECTED = "rejected"  # the server refused the request itself
-    TIMEOUT = "timeout"  # no answer by the deadline: the call was given up and its connection closed
     ERROR = "error"  # anything else
+
+
+# The results for which the server did answer: their seconds are model latency.
+ANSWERED: Final = frozenset({ModelCallResult.OK, ModelCallResult.NEEDS_REVIEW, ModelCallResult.MALFORMED})
+
+
+class ModelCallReport(Protocol):
+    """One call as a self-reporting classifier describes it (the model backends' `ModelCall`)."""
+
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def effort(self) -> str: ...
+    @property
+    def result(self) -> str: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def prompt_tokens(self) -> int: ...
+    @property
+    def completion_tokens(self) -> int: ...
 
 
 class AppealOutcome(StrEnum):
@@ -92,6 +121,11 @@ class AppealOutcome(StrEnum):
 EFFECT_RESULTS: Final = ("done", "failed", "unsupported", "error")
 
 _Labelled = TypeVar("_Labelled", Counter, Gauge, Histogram)
+
+QueueSource = Callable[[], Awaitable[QueueBacklog]]
+# A scrape must answer even when the store is slow: the queue's gauges keep their last
+# values rather than hold the scraper past its own timeout.
+REFRESH_TIMEOUT_SECONDS: Final = 2.0
 
 # Model calls take from a fraction of a second (low effort, a GPU) to minutes (high effort,
 # a CPU); the last bucket is the default timeout.
@@ -126,6 +160,9 @@ class ModbotMetrics:
     def __init__(self, registry: CollectorRegistry | None = None, *, process_metrics: bool = True) -> None:
         self.registry = CollectorRegistry() if registry is None else registry
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._queue_source: QueueSource | None = None
+        self._clock: Callable[[], datetime] = utcnow
+        self._refresh_failing = False
         r = self.registry
         self.messages = Counter("modbot_messages", "Messages decided, by outcome.", ["outcome"], registry=r)
         self.model_calls = Counter(
@@ -194,10 +231,10 @@ class ModbotMetrics:
         tokens_in: int = 0,
         tokens_out: int = 0,
     ) -> None:
-        """One call to a model server; `seconds` when it answered."""
+        """One call to a model server; its `seconds` count as latency only when it answered."""
         effort_value = effort.value if isinstance(effort, Effort) else effort
         self._child(self.model_calls, endpoint, result.value).inc()
-        if seconds is not None:
+        if seconds is not None and result in ANSWERED:
             self._child(self.model_latency, effort_value, endpoint).observe(seconds)
         if tokens_in:
             self._child(self.model_tokens, "in").inc(tokens_in)
@@ -211,12 +248,32 @@ class ModbotMetrics:
     def set_endpoint_up(self, endpoint: str, up: bool) -> None:
         self._child(self.endpoint_up, endpoint).set(1 if up else 0)
 
+    # The ModelCallObserver protocol of a classifier that reports its own calls.
+
+    def model_call(self, call: ModelCallReport) -> None:
+        try:
+            result = ModelCallResult(call.result)
+        except ValueError:
+            result = ModelCallResult.ERROR  # a result this version does not know: still counted
+        self.observe_model_call(
+            endpoint=call.endpoint,
+            effort=call.effort,
+            result=result,
+            seconds=call.seconds,
+            tokens_in=call.prompt_tokens,
+            tokens_out=call.completion_tokens,
+        )
+
+    def endpoint_health(self, endpoint: str, up: bool) -> None:
+        self.set_endpoint_up(endpoint, up)
+
     def observe_effect(self, kind: EffectKind, result: str) -> None:
         """`result`: done, failed, unsupported, or error (the sink raised)."""
         self._child(self.effects, kind.value, result).inc()
 
-    def observe_appeal(self, outcome: AppealOutcome) -> None:
-        self._child(self.appeals, outcome.value).inc()
+    def observe_appeal(self, outcome: AppealOutcome | str) -> None:
+        """An appeal filed, upheld or overturned (the appeals service's hook passes the word)."""
+        self._child(self.appeals, AppealOutcome(outcome).value).inc()
 
     def _child(self, metric: _Labelled, *values: str) -> _Labelled:
         # labels() takes a lock and builds a key on every call; the per-message paths reuse
@@ -229,19 +286,59 @@ class ModbotMetrics:
 
     # ------------------------------------------------------------ state, read at each scrape
 
-    def track_queue(self, depth: Callable[[], float], oldest_age_seconds: Callable[[], float] | None = None) -> None:
-        """Read the queue's depth (and the age of its oldest item) whenever /metrics is scraped."""
-        self.queue_depth.set_function(depth)
-        if oldest_age_seconds is not None:
-            self.queue_oldest_age.set_function(oldest_age_seconds)
+    def track_queue(self, backlog: QueueSource, clock: Callable[[], datetime] = utcnow) -> None:
+        """Ask `backlog` (the store's `queue_backlog`) for the queue's depth and oldest item before each scrape.
+
+        One cheap query per scrape rather than bookkeeping per message; the age is 0 when
+        nothing waits.
+        """
+        self._queue_source = backlog
+        self._clock = clock
+
+    async def refresh(self) -> None:
+        """Bring the gauges that need I/O up to date; the endpoint calls this before each exposition."""
+        if self._queue_source is None:
+            return
+        try:
+            backlog = await asyncio.wait_for(self._queue_source(), REFRESH_TIMEOUT_SECONDS)
+        except Exception as exc:
+            # Logged when it starts failing, not at every scrape; the health check says more.
+            if not self._refresh_failing:
+                log.warning("queue metrics not refreshed: %s", type(exc).__name__)
+            self._refresh_failing = True
+            return
+        self._refresh_failing = False
+        self.queue_depth.set(backlog.depth)
+        oldest = backlog.oldest_enqueued_at
+        self.queue_oldest_age.set(max(0.0, (self._clock() - oldest).total_seconds()) if oldest else 0.0)
 
     def track_backlog_drain(self, seconds: Callable[[], float]) -> None:
         self.backlog_drain.set_function(seconds)
 
     def track_adapter(self, platform: str, is_connected: Callable[[], bool]) -> None:
-        self.adapter_connected.labels(platform=platform).set_function(lambda: 1.0 if is_connected() else 0.0)
+        def value() -> float:
+            # Read inside the scrape: an adapter whose flag raises is not connected, and the
+            # scrape still answers.
+            try:
+                return 1.0 if is_connected() else 0.0
+            except Exception:
+                return 0.0
+
+        self.adapter_connected.labels(platform=platform).set_function(value)
 
     # ------------------------------------------------------------ exposition
+
+    # ------------------------------------------------------------ wrapping the ports
+
+    def instrument_classifier(self, classifier: Classifier, endpoint: str) -> Classifier:
+        """The classifier to give the app: wrapped to be counted, unless it reports its own calls.
+
+        A classifier that reports each call itself says so with `reports_model_calls = True`
+        and has been given this object as its observer; wrapping it too would count twice.
+        """
+        if getattr(classifier, "reports_model_calls", False):
+            return classifier
+        return InstrumentedClassifier(classifier, self, endpoint)
 
     def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
         """The registry in the format the scraper asked for (Prometheus text or OpenMetrics)."""
@@ -297,47 +394,12 @@ class InstrumentedClassifier:
             await close()
 
 
-class ModelCallMetrics:
-    """The classifier's own call reports (bot.classifier's ModelCallObserver), as metrics.
-
-    Wire it with `build_classifier(settings, observer=ModelCallMetrics(metrics))` (from
-    bot.classifier.factory) instead of wrapping the classifier in InstrumentedClassifier: it
-    sees every call rather than every verdict (a malformed answer is asked again, a stuck or
-    failed call goes to another endpoint), labels each with the endpoint that served it
-    (MODBOT_MODEL_ENDPOINTS names, or host:port), and follows each endpoint's health as the
-    pool marks it down and probes it back.
-    """
-
-    _RESULTS: Final = {
-        "ok": ModelCallResult.OK,
-        "malformed": ModelCallResult.NEEDS_REVIEW,
-        "timeout": ModelCallResult.TIMEOUT,
-        "unavailable": ModelCallResult.UNAVAILABLE,
-        "rejected": ModelCallResult.REJECTED,
-    }
-
-    def __init__(self, metrics: ModbotMetrics) -> None:
-        self.metrics = metrics
-
-    def model_call(self, call: ModelCall) -> None:
-        answered = call.result in ("ok", "malformed")
-        self.metrics.observe_model_call(
-            endpoint=call.endpoint,
-            effort=call.effort,
-            result=self._RESULTS[call.result],
-            seconds=call.seconds if answered else None,
-            tokens_in=call.prompt_tokens,
-            tokens_out=call.completion_tokens,
-        )
-
-    def endpoint_health(self, endpoint: str, up: bool) -> None:
-        self.metrics.set_endpoint_up(endpoint, up)
-
-
 class InstrumentedSink:
     """The EffectSink port, counting each effect the wrapped platform sink carries out.
 
-    The sink's log lines carry the case's and the message's ids.
+    (The effect runner binds the case's ids around the sink.) Everything else of the
+    adapter (its mod channel's `post`, `aclose`, `connected`, ...) is the adapter's own,
+    so the wrapper can stand wherever the adapter did.
     """
 
     def __init__(self, inner: EffectSink, metrics: ModbotMetrics) -> None:
@@ -345,20 +407,20 @@ class InstrumentedSink:
         self.metrics = metrics
         self.platform = inner.platform
 
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for names the wrapper lacks: `post`, `aclose`, `connected`, ... are the
+        # adapter's, and absent when the adapter lacks them (the router asks with getattr).
+        if name == "inner":  # not set yet (a copy being made): no endless recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
     @property
     def supported_effects(self) -> frozenset[EffectKind]:
         return self.inner.supported_effects
 
     async def execute(self, effect: Effect, context: EffectContext) -> EffectResult:
-        message = context.case.message
         try:
-            with bound_ids(
-                platform=message.platform,
-                server_id=message.server_id,
-                message_id=message.message_id,
-                case_id=context.case.id,
-            ):
-                result = await self.inner.execute(effect, context)
+            result = await self.inner.execute(effect, context)
         except Exception:
             self.metrics.observe_effect(effect.kind, "error")
             raise

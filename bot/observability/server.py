@@ -1,24 +1,9 @@
 """The health and metrics endpoint: /healthz, /livez and /metrics on a small aiohttp server.
 
-Off unless `MODBOT_HTTP_PORT` is set. How the app wires it (all in the bootstrap or the
-launcher; nothing else in the bot needs to know):
-
-    metrics = ModbotMetrics()
-    classifier = InstrumentedClassifier(build_classifier(settings), metrics, endpoint=settings.ollama_host)
-    sinks = {name: InstrumentedSink(sink, metrics) for name, sink in sinks.items()}
-    ...build the pipeline with them...
-    pipeline.observers.append(metrics.observe_case)
-    metrics.track_queue(depth=lambda: pipeline.backlog)
-    checks = [
-        HealthCheck("model", model_probe.check),          # bot.workflow.health.OllamaProbe
-        HealthCheck("database", partial(database_problem, store)),  # bot.store.health
-    ]
-    for platform, is_connected in adapters:                # e.g. ("discord", client.is_ready)
-        checks.append(HealthCheck.adapter(platform, is_connected))
-        metrics.track_adapter(platform, is_connected)
-    if settings.http_port is not None:
-        async with ObservabilityServer(metrics, checks, host=settings.http_host, port=settings.http_port):
-            ...run until stopped...
+Off unless `MODBOT_HTTP_PORT` is set. `modbot run` builds it (bot.observability.wiring)
+over the app's metrics and health checks: the model probe, a database write, and each
+running platform's connection. The app starts it before anything else and stops it
+first.
 
 - `/healthz`: 200 when every check passes, 503 when one does not; the body is JSON with
   each check's result and problem. Results are reused for `cache_seconds`, so a burst of
@@ -141,6 +126,7 @@ class ObservabilityServer:
         return web.Response(text="ok\n")
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        await self.metrics.refresh()
         body, content_type = self.metrics.exposition(request.headers.get("Accept"))
         response = web.Response(body=body)
         # The exposition's content type carries parameters (version, charset) that

@@ -62,6 +62,14 @@ class QueueItem:
 
 
 @dataclass(frozen=True)
+class QueueBacklog:
+    """Messages accepted and not yet finished, and when the oldest of them was accepted (metrics)."""
+
+    depth: int
+    oldest_enqueued_at: datetime | None
+
+
+@dataclass(frozen=True)
 class LivePolicy:
     """The newest version of a policy, with the switches that say how it runs."""
 
@@ -387,6 +395,13 @@ class ModerationStore(Repositories, Protocol):
 
     async def queue_counts(self) -> dict[str, int]: ...
 
+    async def queue_backlog(self) -> QueueBacklog:
+        """How many messages wait (or are being decided), and the oldest one's intake time.
+
+        Read at every metrics scrape: its cost must follow the backlog, not the history.
+        """
+        ...
+
     async def record_decision(self, queue_id: int, case: Case, effects: Sequence[tuple[Effect, EffectOutcome]]) -> None:
         """Write the case, its verdicts and effect intents, and advance the queue item, together."""
         ...
@@ -424,6 +439,7 @@ __all__ = [
     "ModerationStore",
     "PolicyContent",
     "PolicyRepository",
+    "QueueBacklog",
     "QueueItem",
     "Repositories",
     "SettingsRepository",

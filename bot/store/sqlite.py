@@ -48,6 +48,7 @@ from bot.store.ports import (
     HealthState,
     LivePolicy,
     PolicyContent,
+    QueueBacklog,
     QueueItem,
     Stage,
 )
@@ -240,6 +241,16 @@ class SqliteStore(_Repositories):
     async def queue_counts(self) -> dict[str, int]:
         rows = await self.fetchall("SELECT state, COUNT(*) FROM queue GROUP BY state")
         return {r[0]: int(r[1]) for r in rows}
+
+    async def queue_backlog(self) -> QueueBacklog:
+        # Both aggregates come from the open-items index alone (ids are in enqueue order), so
+        # the cost follows the backlog, not the millions of done rows; then one row by key.
+        row = await self.fetchone("SELECT COUNT(*), MIN(id) FROM queue WHERE state != 'done'")
+        depth, oldest_id = (int(row[0]), row[1]) if row else (0, None)
+        if oldest_id is None:
+            return QueueBacklog(depth=0, oldest_enqueued_at=None)
+        oldest = await self.fetchone("SELECT enqueued_at FROM queue WHERE id = ?", (oldest_id,))
+        return QueueBacklog(depth=depth, oldest_enqueued_at=datetime.fromisoformat(oldest[0]) if oldest else None)
 
     async def record_decision(self, queue_id: int, case: Case, effects: Sequence[tuple[Effect, EffectOutcome]]) -> None:
         """Write the case, its verdicts and effect intents, and advance the queue item.

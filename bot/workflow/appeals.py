@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Literal
 
 from bot.classifier import ClassificationRequest
 from bot.domain import (
@@ -24,6 +25,7 @@ from bot.domain import (
 )
 from bot.effect_runner import carry_out, policy_briefs, support_only
 from bot.notices import AppealFiled, AppealView
+from bot.observability.logs import bound_case
 from bot.platforms import PlatformRouter
 from bot.ports import Classifier, EffectSink, ModChannel
 from bot.store.ports import DuplicateAppeal, DuplicateDecision, ModerationStore
@@ -47,6 +49,10 @@ MAX_STATEMENT_CHARS = 1000
 # Only a case that holds something against the author can be appealed.
 APPEALABLE = (CaseStatus.OPEN, CaseStatus.NEEDS_REVIEW, CaseStatus.CONFIRMED)
 
+AppealEvent = Literal["filed", "upheld", "overturned"]
+# Told of each appeal filed and decided, once it is recorded (the app's metrics).
+AppealObserver = Callable[[AppealEvent], None]
+
 
 class Appeals:
     def __init__(
@@ -56,12 +62,15 @@ class Appeals:
         sinks: Mapping[str, EffectSink] | PlatformRouter,
         mod_channel: ModChannel | None = None,
         clock: Clock = utcnow,
+        *,
+        observe: AppealObserver | None = None,
     ) -> None:
         self.store = store
         self.classifier = classifier
         self.sinks = PlatformRouter.of(sinks)
         self.mod_channel = mod_channel
         self.clock = clock
+        self.observe = observe
 
     # ------------------------------------------------------------ filing
 
@@ -98,8 +107,11 @@ class Appeals:
         except DuplicateAppeal as exc:  # a concurrent appeal won
             found = await self.store.appeals.for_case(case_id)
             raise _appealed_before(case_id, found.created_at if found else at) from exc
-        view = await self._second_opinion(case_id)
-        await self._tell_moderators(case, view)
+        if self.observe is not None:
+            self.observe("filed")
+        with bound_case(case):
+            view = await self._second_opinion(case_id)
+            await self._tell_moderators(case, view)
         return view
 
     async def second_opinion(self, case_id: str, actor: Actor) -> AppealView:
@@ -107,7 +119,8 @@ class Appeals:
         case = await case_for(self.store, case_id, actor)
         settings = await settings_or_default(self.store, case.message.platform, case.message.server_id)
         require_moderator(actor, settings, "request a second opinion")
-        return await self._second_opinion(case_id)
+        with bound_case(case):
+            return await self._second_opinion(case_id)
 
     async def _second_opinion(self, case_id: str) -> AppealView:
         view = await self._view(case_id)
@@ -244,6 +257,8 @@ class Appeals:
                     await tx.audit.add(self_review_entry(actor, case, action, decision))
         except DuplicateDecision as exc:
             raise await explain_conflict(self.store, case_id, "appeal", exc) from exc
+        if self.observe is not None:
+            self.observe("upheld" if upheld else "overturned")
         decided_case = await load_case(self.store, case_id)
         done = await carry_out(self.store, self.sinks, decided_case, records)
         return DecisionOutcome(

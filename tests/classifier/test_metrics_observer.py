@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.classifier import ClassificationRequest, RetryPolicy
 from bot.classifier.factory import build_classifier
 from bot.domain import Effort, Policy, VerdictStatus
-from bot.observability.metrics import ModbotMetrics, ModelCallMetrics
+from bot.observability.metrics import InstrumentedClassifier, ModbotMetrics
 from bot.settings import ModbotSettings
 from tests.fakes.model_server import Reply, verdict_json
 from tests.fakes.ollama_fake import FakeOllama
@@ -40,9 +40,7 @@ async def test_every_call_is_counted_by_the_endpoint_that_served_it(monkeypatch:
         f"openai {vllm.host}/v1 openai/gpt-oss-safeguard-20b bound=1 name=vllm-b",
     )
     metrics = ModbotMetrics(process_metrics=False)
-    c = build_classifier(
-        ModbotSettings(), RetryPolicy(initial_seconds=0.01, max_seconds=0.02), observer=ModelCallMetrics(metrics)
-    )
+    c = build_classifier(ModbotSettings(), RetryPolicy(initial_seconds=0.01, max_seconds=0.02), observer=metrics)
     try:
         request = ClassificationRequest(POLICY, make_message(text="hello"), Effort.MEDIUM)
         # The policy's home is gpu-a: a malformed answer, then a good one.
@@ -56,7 +54,7 @@ async def test_every_call_is_counted_by_the_endpoint_that_served_it(monkeypatch:
         await vllm.stop()
     seen = samples(metrics)
     calls = "modbot_model_calls_total"
-    assert seen[(calls, (("endpoint", "gpu-a"), ("result", "needs_review")))] == 1
+    assert seen[(calls, (("endpoint", "gpu-a"), ("result", "malformed")))] == 1
     assert seen[(calls, (("endpoint", "gpu-a"), ("result", "ok")))] == 1
     assert seen[(calls, (("endpoint", "gpu-a"), ("result", "unavailable")))] == 1
     assert seen[(calls, (("endpoint", "vllm-b"), ("result", "ok")))] == 1
@@ -72,7 +70,7 @@ async def test_a_stuck_call_is_counted_as_a_timeout(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("MODBOT_MODEL_TIMEOUT", "0.2")
     monkeypatch.setenv("MODBOT_MODEL_TIMEOUT_RETRIES", "0")
     metrics = ModbotMetrics(process_metrics=False)
-    c = build_classifier(ModbotSettings(), observer=ModelCallMetrics(metrics))
+    c = build_classifier(ModbotSettings(), observer=metrics)
     try:
         verdict = await c.classify(ClassificationRequest(POLICY, make_message(text="hi"), Effort.LOW))
     finally:
@@ -81,3 +79,12 @@ async def test_a_stuck_call_is_counted_as_a_timeout(monkeypatch: pytest.MonkeyPa
     assert verdict.status is VerdictStatus.NEEDS_REVIEW
     key = ("modbot_model_calls_total", (("endpoint", f"127.0.0.1:{fake.port}"), ("result", "timeout")))
     assert samples(metrics)[key] == 1
+
+
+def test_a_classifier_that_reports_its_calls_is_not_counted_twice() -> None:
+    metrics = ModbotMetrics(process_metrics=False)
+    reporting = build_classifier(ModbotSettings(), observer=metrics)
+    silent = build_classifier(ModbotSettings())
+    assert reporting.reports_model_calls and not silent.reports_model_calls
+    assert metrics.instrument_classifier(reporting, "http://x") is reporting
+    assert isinstance(metrics.instrument_classifier(silent, "http://x"), InstrumentedClassifier)

@@ -37,6 +37,7 @@ def credentials_set(environ: Mapping[str, str]) -> bool:
 class FakeChat:
     adapter: RecordingSink = field(default_factory=lambda: RecordingSink(platform=NAME))
     submitted: list[bool] = field(default_factory=list)
+    connected: bool = True  # what /healthz reads; a test switches it off
 
     async def serve(self, app: ModbotApp) -> None:
         assert inbox is not None

@@ -46,6 +46,7 @@ from bot.store.ports import (
     HealthState,
     LivePolicy,
     PolicyContent,
+    QueueBacklog,
     QueueItem,
     Stage,
 )
@@ -61,6 +62,7 @@ class _QueueRow:
     key: tuple[str, str, str]
     state: str
     case_id: str | None = None
+    enqueued_at: datetime | None = None
 
 
 @dataclass
@@ -157,7 +159,7 @@ class FakeStore(_Repositories):
             if message.key in self._state.queue_keys:
                 return None
             queue_id = self._state.new_id("queue")
-            self._state.queue[queue_id] = _QueueRow(queue_id, message, message.key, "pending")
+            self._state.queue[queue_id] = _QueueRow(queue_id, message, message.key, "pending", enqueued_at=self.now())
             self._state.queue_keys[message.key] = queue_id
             return queue_id
 
@@ -174,6 +176,10 @@ class FakeStore(_Repositories):
 
     async def queue_counts(self) -> dict[str, int]:
         return dict(Counter(row.state for row in self._state.queue.values()))
+
+    async def queue_backlog(self) -> QueueBacklog:
+        waiting = [row for row in self._state.queue.values() if row.state != "done"]
+        return QueueBacklog(depth=len(waiting), oldest_enqueued_at=waiting[0].enqueued_at if waiting else None)
 
     async def record_decision(self, queue_id: int, case: Case, effects: Sequence[tuple[Effect, EffectOutcome]]) -> None:
         async with self._lock:

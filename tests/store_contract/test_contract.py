@@ -123,6 +123,27 @@ async def test_intake_is_idempotent_per_platform_and_server(store: ModerationSto
     assert await store.queue_state("console", "g1", "m1") == "pending"
 
 
+async def test_the_backlog_counts_items_not_finished_and_dates_the_oldest(
+    store: ModerationStore, clock: FakeClock
+) -> None:
+    empty = await store.queue_backlog()
+    assert (empty.depth, empty.oldest_enqueued_at) == (0, None)
+    first = await store.enqueue(message("m1"))
+    clock.advance(seconds=30)
+    await store.enqueue(message("m2"))
+    await store.enqueue(message("m3"))
+    assert first is not None
+    backlog = await store.queue_backlog()
+    assert (backlog.depth, backlog.oldest_enqueued_at) == (3, T0)
+    # Decided with an effect still to run (acting): it still waits. Finished: it no longer does.
+    case = Case(id="C1", message=message("m1"), status=CaseStatus.OPEN, verdicts=(flagging(),))
+    await store.record_decision(first, case, [(Effect(kind=EffectKind.FLAG), EffectOutcome.PENDING)])
+    assert (await store.queue_backlog()).depth == 3
+    await store.finish_queue_item(first)
+    backlog = await store.queue_backlog()
+    assert (backlog.depth, backlog.oldest_enqueued_at) == (2, T0 + timedelta(seconds=30))
+
+
 async def test_a_decision_with_pending_effects_keeps_the_item_acting_until_the_last_result(
     store: ModerationStore,
 ) -> None:
