@@ -26,12 +26,15 @@ SCHEMA_DIALECTS: tuple[SchemaDialect, ...] = ("json_schema", "json_object")
 
 
 def endpoint_name(url: str) -> str:
-    """host:port, as logs and metrics name an endpoint unless the operator names it."""
+    """How logs and metrics name an endpoint unless the operator names it: scheme, host and
+    path, never credentials or a query (http://gpu1:11434, https://vllm.internal/v1)."""
     parts = urlsplit(url if "://" in url else f"http://{url}")
-    host = parts.hostname or url
+    host = parts.hostname or ""
     if ":" in host:  # an IPv6 address
         host = f"[{host}]"
-    return host if parts.port is None else f"{host}:{parts.port}"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path.rstrip('/')}"
 
 
 def public_url(url: str) -> str:
@@ -53,7 +56,7 @@ class RawAnswer:
 
 
 class ModelBackend(Protocol):
-    """One model server. `name` identifies it in logs and metrics (host:port unless configured)."""
+    """One model server. `name` identifies it in logs and metrics (its URL without credentials unless configured)."""
 
     name: str
     model: str

@@ -16,8 +16,8 @@ Endpoints are separated by ";" or by newlines; the fields of one endpoint by spa
   the verdict schema. vLLM, SGLang and Ollama's /v1 take json_schema; llama-cpp-python's
   server takes json_object.
 - timeout=SECONDS: this endpoint's deadline for one call (default MODBOT_MODEL_TIMEOUT).
-- name=LABEL: how logs and metrics name it (default host:port); needed when two endpoints
-  share a host and port.
+- name=LABEL: how logs and metrics name it (default: its URL without credentials); needed
+  when two endpoints share a URL.
 - api_key_env=VAR (`openai` only; default OPENAI_API_KEY): the environment variable that
   holds this server's key. The key itself never goes in the list.
 - max_tokens=N: a ceiling on the tokens one answer may generate, reasoning included

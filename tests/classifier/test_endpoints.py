@@ -113,9 +113,9 @@ def test_the_start_up_line_says_where_the_model_is(monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize(
     ("url", "name", "shown"),
     [
-        ("http://gpu1:11434", "gpu1:11434", "http://gpu1:11434"),
-        ("https://user:s3cret@vllm.example/v1", "vllm.example", "https://vllm.example/v1"),
-        ("http://[::1]:8000/v1", "[::1]:8000", "http://[::1]:8000/v1"),
+        ("http://gpu1:11434", "http://gpu1:11434", "http://gpu1:11434"),
+        ("https://user:s3cret@vllm.example/v1", "https://vllm.example/v1", "https://vllm.example/v1"),
+        ("http://[::1]:8000/v1", "http://[::1]:8000/v1", "http://[::1]:8000/v1"),
     ],
 )
 def test_an_endpoint_is_named_and_shown_without_credentials(url: str, name: str, shown: str) -> None:
@@ -144,7 +144,7 @@ async def test_the_list_replaces_the_single_endpoint_settings(monkeypatch: pytes
     c = build_classifier(ModbotSettings(), RetryPolicy(initial_seconds=0.01, max_seconds=0.05))
     try:
         assert [type(e.backend) for e in c.pool.endpoints] == [OllamaBackend, OpenAIBackend]
-        assert [(e.name, e.bound) for e in c.pool.endpoints] == [(f"127.0.0.1:{ollama.port}", 1), ("vllm", 2)]
+        assert [(e.name, e.bound) for e in c.pool.endpoints] == [(f"http://127.0.0.1:{ollama.port}", 1), ("vllm", 2)]
         policy = Policy(server_id="s1", name="p", version=1, text="# P\n## VIOLATES (1)\n- P1.a: bad\n")
         requests = [ClassificationRequest(policy, make_message(text=f"idiot {i}"), Effort.LOW) for i in range(9)]
         verdicts = await asyncio.gather(*(c.classify(r) for r in requests))

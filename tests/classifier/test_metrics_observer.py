@@ -77,7 +77,7 @@ async def test_a_stuck_call_is_counted_as_a_timeout(monkeypatch: pytest.MonkeyPa
         await c.aclose()
         await fake.stop()
     assert verdict.status is VerdictStatus.NEEDS_REVIEW
-    key = ("modbot_model_calls_total", (("endpoint", f"127.0.0.1:{fake.port}"), ("result", "timeout")))
+    key = ("modbot_model_calls_total", (("endpoint", f"http://127.0.0.1:{fake.port}"), ("result", "timeout")))
     assert samples(metrics)[key] == 1
 
 

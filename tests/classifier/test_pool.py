@@ -116,9 +116,9 @@ async def test_an_endpoint_that_dies_mid_run_loses_nothing_and_doubles_nothing(
         await c.aclose()
     assert all(v.status is VerdictStatus.DECIDED for v in verdicts) and len(verdicts) == 24
     assert a.answered == 0 and b.answered == 24  # a's in-flight calls were answered by b, once each
-    assert health[f"127.0.0.1:{a.port}"] is not None  # a is down ...
-    assert health[f"127.0.0.1:{b.port}"] is None
-    assert f"model endpoint 127.0.0.1:{a.port} is down" in caplog.text  # ... and the operator was told
+    assert health[f"http://127.0.0.1:{a.port}"] is not None  # a is down ...
+    assert health[f"http://127.0.0.1:{b.port}/v1"] is None
+    assert f"model endpoint http://127.0.0.1:{a.port} is down" in caplog.text  # ... and the operator was told
 
 
 async def test_a_down_endpoint_is_probed_and_used_again_when_it_recovers(
@@ -131,7 +131,7 @@ async def test_a_down_endpoint_is_probed_and_used_again_when_it_recovers(
     try:
         for i in range(4):  # a refuses: everything goes to b, with no error
             assert (await c.classify(request(POLICIES[i % 2], f"t{i}"))).status is VerdictStatus.DECIDED
-        name = f"127.0.0.1:{port}"
+        name = f"http://127.0.0.1:{port}"
         assert c.pool.health()[name] is not None
         revived = await FakeOllama(latency=0.05).start(port)
         try:
@@ -174,7 +174,7 @@ async def test_a_model_missing_on_one_endpoint_sends_its_work_to_the_other(
     finally:
         await c.aclose()
     assert all(v.status is VerdictStatus.DECIDED for v in verdicts) and b.answered == 4
-    assert "ollama pull" in str(c.pool.health()[f"127.0.0.1:{a.port}"])
+    assert "ollama pull" in str(c.pool.health()[f"http://127.0.0.1:{a.port}"])
 
 
 async def test_with_every_endpoint_down_the_message_waits(two: tuple[FakeModelServer, FakeModelServer]) -> None:

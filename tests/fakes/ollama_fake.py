@@ -45,7 +45,8 @@ class FakeOllama(FakeModelServer):
         return json_response({"version": "0.12.9-fake"})
 
     async def _tags(self, request: web.Request) -> web.Response:
-        return json_response({"models": [{"name": SERVED_MODEL, "model": SERVED_MODEL}]})
+        served = [] if SERVED_MODEL in self.missing_models else [{"name": SERVED_MODEL, "model": SERVED_MODEL}]
+        return json_response({"models": served})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
