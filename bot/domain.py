@@ -231,6 +231,37 @@ class EffectOutcome(StrEnum):
     INTERRUPTED = "interrupted"  # the process died mid-execution; not retried (at most once)
 
 
+class ModeratorDmSummary(Frozen):
+    """Moderator DMs a server's rate limit held back, told in one DM instead of one each (a raid).
+
+    Rides on a DM_MODERATORS effect: the DM that starts a pause says so (`paused_until`), and
+    the first DM after a pause says how many flags were not sent one by one (`held_back`).
+    Holds no message content.
+    """
+
+    limit: int  # DMs per window before a pause
+    window_minutes: int
+    paused_until: UtcDatetime | None = None
+    held_back: int = 0
+    held_since: UtcDatetime | None = None
+
+    def words(self) -> str:
+        """Plain words for the DM (no user content in them; adapters still escape for their markup)."""
+        said = []
+        if self.held_back:
+            since = f" since {self.held_since:%H:%M} UTC" if self.held_since else ""
+            said.append(
+                f"{self.held_back} other flagged message(s){since} were not sent to you one by one"
+                " (too many at once); every one of them is in the mod channel."
+            )
+        if self.paused_until is not None:
+            said.append(
+                f"More than {self.limit} flags in {self.window_minutes} minutes: DMs about new flags are paused"
+                f" until {self.paused_until:%H:%M} UTC. The mod channel still gets every flag."
+            )
+        return " ".join(said)
+
+
 class Effect(Frozen):
     kind: EffectKind
     policy: str | None = None
@@ -243,6 +274,8 @@ class Effect(Frozen):
     requested_by: str | None = None
     # NOTIFY_APPEAL_OUTCOME: how the appeal ended; `reason` carries the moderator's note.
     appeal_outcome: Literal["upheld", "overturned"] | None = None
+    # DM_MODERATORS during or after a pause of the server's DM rate limit (bot.raids).
+    dm_summary: ModeratorDmSummary | None = None
 
 
 class EffectRecord(Frozen):
@@ -296,6 +329,12 @@ class Case(Frozen):
     created_at: UtcDatetime = Field(default_factory=utcnow)
     # When retention removed the message's text (`message.text` is then empty).
     text_purged_at: UtcDatetime | None = None
+    # What judging did, in words and without message content: how the text was judged
+    # (normalised, in parts, past the cap), verdicts reused, rule ids the policy does not
+    # define, a raid repeat joining another case's flag, a moderator DM held back.
+    judging_notes: str = ""
+    # A repeat of a flagged text that joined this case's flag instead of posting its own.
+    joined_case_id: str | None = None
 
     @property
     def violation(self) -> bool:
@@ -474,6 +513,8 @@ class EffectContext(Frozen):
     # The stored reference of the case's flag post, for UPDATE_FLAG.
     flag_reference: str | None = None
     joins: FlagJoins = FlagJoins()
+    # The case's DM_MODERATORS effect's summary of DMs held back by the rate limit, if any.
+    dm_summary: ModeratorDmSummary | None = None
 
     def policy(self, name: str | None) -> PolicyBrief | None:
         return next((p for p in self.policies if p.name == name), None)

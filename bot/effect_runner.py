@@ -18,7 +18,6 @@ from bot.domain import (
     EffectKind,
     EffectOutcome,
     EffectRecord,
-    FlagJoins,
     Policy,
     PolicyBrief,
     RuleText,
@@ -74,7 +73,12 @@ async def _carry_out(
     if not pending and finish_queue_id is not None:
         await store.finish_queue_item(finish_queue_id)
     done: dict[int, EffectRecord] = {}
-    context = await build_context(store, case) if pending else None
+    # The context reads the case's effects (the flag's reference, a DM's summary): those of
+    # `records` the caller's copy of the case does not list yet (a new decision's) count too.
+    listed = {r.id for r in case.effects}
+    unlisted = tuple(r for r in records if r.id not in listed)
+    current = case.model_copy(update={"effects": (*case.effects, *unlisted)}) if unlisted else case
+    context = await build_context(store, current) if pending else None
     for rec in pending:
         last = rec is pending[-1]
         if not await store.effects.claim(case.id, rec.id):
@@ -144,15 +148,26 @@ def policy_brief(policy: Policy) -> PolicyBrief:
 
 
 async def policy_briefs(repos: Repositories, case: Case) -> tuple[PolicyBrief, ...]:
-    """The policy versions the case's verdicts cite, as a sink words them."""
+    """The policy versions the case's verdicts cite, as a sink words them.
+
+    Rule ids a verdict cites that the version does not define are listed too, marked
+    unknown, so that every surface shows them as such.
+    """
     msg = case.message
     briefs: list[PolicyBrief] = []
     for name, version in dict.fromkeys((v.policy, v.policy_version) for v in case.verdicts):
         versions = await repos.policies.versions(msg.platform, msg.server_id, name)
         match = next((p for p in versions if p.version == version), None)
         if match is not None:
-            briefs.append(policy_brief(match))
+            cited = [r for v in case.verdicts if (v.policy, v.policy_version) == (name, version) for r in v.rule_ids]
+            briefs.append(with_unknown_rules(policy_brief(match), cited))
     return tuple(briefs)
+
+
+def with_unknown_rules(brief: PolicyBrief, cited: Sequence[str]) -> PolicyBrief:
+    defined = {r.id for r in brief.rules}
+    unknown = [RuleText(id=r, text="", known=False) for r in dict.fromkeys(cited) if r not in defined]
+    return brief.model_copy(update={"rules": brief.rules + tuple(unknown)}) if unknown else brief
 
 
 def support_only(verdicts: Sequence[Verdict], briefs: Sequence[PolicyBrief]) -> bool:
@@ -164,7 +179,8 @@ def support_only(verdicts: Sequence[Verdict], briefs: Sequence[PolicyBrief]) -> 
 
 async def build_context(store: Repositories, case: Case) -> EffectContext:
     """What a sink needs for the case's effects: settings, the cited policies' rules, the author's
-    record, the flag's reference. Raid joins are counted by the judging step (zero until then)."""
+    record, the flag's reference, the repeats that joined its flag during a raid (bot.raids), and
+    the summary of moderator DMs held back that its DM carries."""
     msg = case.message
     settings = await store.settings.get(msg.platform, msg.server_id) or ServerSettings(
         platform=msg.platform, server_id=msg.server_id
@@ -176,11 +192,13 @@ async def build_context(store: Repositories, case: Case) -> EffectContext:
     flag = next(
         (r.reference for r in case.effects if r.effect.kind is EffectKind.FLAG and r.reference is not None), None
     )
+    dm_summary = next((r.effect.dm_summary for r in case.effects if r.effect.kind is EffectKind.DM_MODERATORS), None)
     return EffectContext(
         case=case,
         settings=settings,
         policies=await policy_briefs(store, case),
         history=history.model_copy(update={"days": HISTORY_DAYS}),
         flag_reference=flag,
-        joins=FlagJoins(),
+        joins=await store.cases.flag_joins(case.id),
+        dm_summary=dm_summary,
     )

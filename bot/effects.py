@@ -20,11 +20,21 @@ EXECUTION_ORDER = (
 SUPPORT_EFFECTS = frozenset({EffectKind.FLAG, EffectKind.DM_MODERATORS, EffectKind.NOTIFY_AUTHOR})
 
 
+def review_flag(settings: ServerSettings, reason: str, policy: str | None = None) -> Effect:
+    """The flag that puts a case before a human when no verdict can decide it (the model's
+    output unusable, a stuck call, an internal error): always, whatever the effect rules say.
+
+    Shadow mode still holds: a server that asked for nothing to be posted gets nothing posted.
+    """
+    return Effect(kind=EffectKind.FLAG, policy=policy, reason=reason, shadow=settings.mode is Mode.SHADOW)
+
+
 def decide_effects(
     verdicts: Sequence[Verdict],
     settings: ServerSettings,
     policy_modes: Mapping[str, Mode | None] | None = None,
     support_policies: Collection[str] = (),
+    review_only: Collection[str] = (),
 ) -> list[Effect]:
     """Which effects the verdicts call for, one per kind, in execution order.
 
@@ -33,6 +43,8 @@ def decide_effects(
     A verdict of a policy in `support_policies` (author notice SUPPORT) never deletes or
     times out, whatever the rules say. When such a policy and another both ask to notify
     the author, the other's removal notice is the one sent (it carries the appeal).
+    A violation of a policy in `review_only` (it cites no rule the policy defines) is
+    flagged for a human and nothing else: nothing automatic rests on a rule that is not there.
     """
     modes = policy_modes or {}
     chosen: dict[EffectKind, Effect] = {}
@@ -59,6 +71,16 @@ def decide_effects(
             add(Effect(kind=EffectKind.FLAG, policy=verdict.policy, reason=verdict.rationale, shadow=shadow))
             continue
         if not verdict.violation:
+            continue
+        if verdict.policy in review_only:
+            review = Effect(
+                kind=EffectKind.FLAG,
+                policy=verdict.policy,
+                rule_ids=verdict.rule_ids,
+                reason=verdict.rationale,
+                shadow=shadow,
+            )
+            add(review)
             continue
         for rule in settings.effect_rules:
             if rule.policies is not None and verdict.policy not in rule.policies:

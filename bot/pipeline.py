@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import secrets
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -21,9 +19,8 @@ from cachetools import TTLCache
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from bot import effect_runner
-from bot.classifier import ClassificationRequest, ModelUnavailable
+from bot.classifier import ModelUnavailable
 from bot.domain import (
-    AuthorNotice,
     Case,
     CaseStatus,
     Effect,
@@ -31,14 +28,13 @@ from bot.domain import (
     EffectRecord,
     Message,
     ServerSettings,
-    Verdict,
-    VerdictStatus,
     utcnow,
 )
-from bot.effects import decide_effects
+from bot.effects import review_flag
+from bot.judging import Judge, Judgement
 from bot.platforms import PlatformRouter
 from bot.ports import Classifier, EffectSink
-from bot.sanitise import normalise_for_repeats
+from bot.raids import FlagUpdates
 from bot.store.ports import LivePolicy, ModerationStore, QueueItem
 
 log = logging.getLogger(__name__)
@@ -50,7 +46,6 @@ CONFIG_TTL_SECONDS = 5.0
 # Unexpected failures of one item before it is decided as "needs human review".
 MAX_INTERNAL_FAILURES = 3
 MAX_RECENT_PER_CHANNEL = 20
-MAX_REMEMBERED_TEXTS = 100_000
 # Servers whose settings and policies are cached at once; the least recently used go first.
 MAX_CACHED_SERVERS = 10_000
 
@@ -80,54 +75,6 @@ def skip_reason(message: Message, settings: ServerSettings, policies: Sequence[L
     return None
 
 
-class RepeatMemory:
-    """Verdicts for identical text in the same server, reused within a window.
-
-    Concurrent identical messages (a spam raid) wait for the one model call in flight
-    instead of making their own.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._done: dict[tuple[object, ...], tuple[float, tuple[Verdict, ...]]] = {}
-        self._in_flight: dict[tuple[object, ...], asyncio.Future[tuple[Verdict, ...]]] = {}
-
-    def recall(self, key: tuple[object, ...], window_seconds: float) -> tuple[Verdict, ...] | None:
-        hit = self._done.get(key)
-        if hit is None:
-            return None
-        if self._clock() - hit[0] > window_seconds:
-            del self._done[key]
-            return None
-        return hit[1]
-
-    def in_flight(self, key: tuple[object, ...]) -> asyncio.Future[tuple[Verdict, ...]] | None:
-        return self._in_flight.get(key)
-
-    def begin(self, key: tuple[object, ...]) -> asyncio.Future[tuple[Verdict, ...]]:
-        future: asyncio.Future[tuple[Verdict, ...]] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
-        return future
-
-    def end(self, key: tuple[object, ...], verdicts: tuple[Verdict, ...] | None, window_seconds: float) -> None:
-        future = self._in_flight.pop(key, None)
-        now = self._clock()
-        if verdicts is not None and all(v.status is VerdictStatus.DECIDED for v in verdicts):
-            self._done.pop(key, None)  # re-inserted at the end: the dict stays in time order
-            self._done[key] = (now, verdicts)
-        # Expired entries sit at the front; past the cap the oldest go too, so memory and
-        # the cost per message stay bounded however many distinct texts arrive.
-        for oldest in list(itertools.islice(self._done, 64)):
-            if now - self._done[oldest][0] <= window_seconds and len(self._done) <= MAX_REMEMBERED_TEXTS:
-                break
-            del self._done[oldest]
-        if future is not None and not future.done():
-            if verdicts is None:
-                future.cancel()
-            else:
-                future.set_result(verdicts)
-
-
 CaseObserver = Callable[[Case], Awaitable[None] | None]
 
 
@@ -154,7 +101,8 @@ class ModerationPipeline:
         self._queued: set[int] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._recent: dict[tuple[str, str, str], deque[Message]] = {}
-        self._repeats = RepeatMemory()
+        # What happens to one message's text: the model's view, repeats, raids (bot.judging).
+        self.judge = Judge(classifier, flag_updates=FlagUpdates(store, self.sinks), now=now)
         self._settings_cache: TTLCache[ServerKey, ServerSettings] = TTLCache(MAX_CACHED_SERVERS, CONFIG_TTL_SECONDS)
         self._policy_cache: TTLCache[ServerKey, list[LivePolicy]] = TTLCache(MAX_CACHED_SERVERS, CONFIG_TTL_SECONDS)
         self._failures: dict[int, int] = {}
@@ -193,6 +141,7 @@ class ModerationPipeline:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._workers = []
+        await self.judge.aclose()
 
     @property
     def backlog(self) -> int:
@@ -317,16 +266,18 @@ class ModerationPipeline:
             return True
         if item.state == "acting":  # decided already; its effects wait for the next start
             return False
-        # A message that keeps breaking the pipeline is decided once, for a human to look at.
+        # A message that keeps breaking the pipeline is decided once, and flagged for a human.
+        reason = f"internal error: {type(exc).__name__}: {exc}"[:500]
         case = Case(
             id=new_case_id(),
             message=item.message,
             status=CaseStatus.NEEDS_REVIEW,
-            skipped_reason=f"internal error: {type(exc).__name__}: {exc}"[:500],
+            skipped_reason=reason,
             created_at=self.now(),
         )
-        await self.store.record_decision(item.id, case, [])
-        await self._notify(case)
+        self.judge.forget(item.message)
+        settings = await self.settings_for(item.message)
+        await self._record_and_act(item, case, [review_flag(settings, reason)])
         return False
 
     async def _process(self, item: QueueItem) -> None:
@@ -337,21 +288,24 @@ class ModerationPipeline:
         settings = await self.settings_for(message)
         policies = [lp for lp in await self.policies_for(message.platform, message.server_id) if lp.enabled]
         reason = skip_reason(message, settings, policies)
-        verdicts: tuple[Verdict, ...] = ()
-        effects: list[Effect] = []
-        if reason is None:
-            verdicts = await self._judge(message, settings, policies)
-            support = {lp.policy.name for lp in policies if lp.policy.author_notice is AuthorNotice.SUPPORT}
-            effects = decide_effects(verdicts, settings, {lp.policy.name: lp.mode for lp in policies}, support)
+        case_id = new_case_id()
+        judgement = (
+            Judgement.skipped(reason) if reason is not None else await self._judge(case_id, message, settings, policies)
+        )
         case = Case(
-            id=new_case_id(),
+            id=case_id,
             message=message,
-            status=_status(reason, verdicts),
-            verdicts=verdicts,
-            skipped_reason=reason,
+            status=judgement.status,
+            verdicts=judgement.verdicts,
+            skipped_reason=judgement.skipped_reason,
             mode=settings.mode,
             created_at=self.now(),
+            judging_notes=judgement.notes,
+            joined_case_id=judgement.joined_case_id,
         )
+        await self._record_and_act(item, case, judgement.effects)
+
+    async def _record_and_act(self, item: QueueItem, case: Case, effects: Sequence[Effect]) -> None:
         plan = [(e, EffectOutcome.SHADOW if e.shadow else EffectOutcome.PENDING) for e in effects]
         await self.store.record_decision(item.id, case, plan)
         records = [
@@ -359,7 +313,9 @@ class ModerationPipeline:
         ]
         if records:
             records = await effect_runner.carry_out(self.store, self.sinks, case, records, finish_queue_id=item.id)
-        await self._notify(case.model_copy(update={"effects": tuple(records)}))
+        settled = case.model_copy(update={"effects": tuple(records)})
+        self.judge.settled(settled)
+        await self._notify(settled)
 
     async def _resume(self, item: QueueItem) -> None:
         assert item.case_id is not None
@@ -385,57 +341,14 @@ class ModerationPipeline:
     # ------------------------------------------------------------ judging
 
     async def _judge(
-        self, message: Message, settings: ServerSettings, policies: list[LivePolicy]
-    ) -> tuple[Verdict, ...]:
-        window = settings.repeat_window_minutes * 60.0
-        key = (
-            message.platform,
-            message.server_id,
-            settings.effort,
-            tuple((lp.policy.name, lp.policy.version) for lp in policies),
-            normalise_for_repeats(message.text),
-        )
-        if window > 0:
-            earlier = self._repeats.recall(key, window)
-            if earlier is None and (waiting := self._repeats.in_flight(key)) is not None:
-                await asyncio.wait([waiting])
-                if not waiting.cancelled():
-                    earlier = waiting.result()
-            if earlier is not None:
-                return tuple(
-                    v.model_copy(update={"reused": True, "latency_ms": 0.0, "prompt_tokens": 0, "completion_tokens": 0})
-                    for v in earlier
-                )
-            self._repeats.begin(key)
-        verdicts: tuple[Verdict, ...] | None = None
-        try:
-            context = self._context(message, settings.context_messages)
-            verdicts = tuple(
-                await asyncio.gather(
-                    *(
-                        self.classifier.classify(ClassificationRequest(lp.policy, message, settings.effort, context))
-                        for lp in policies
-                    )
-                )
-            )
-            return verdicts
-        finally:
-            if window > 0:
-                self._repeats.end(key, verdicts, window)
+        self, case_id: str, message: Message, settings: ServerSettings, policies: list[LivePolicy]
+    ) -> Judgement:
+        context = self._context(message, settings.context_messages)
+        return await self.judge.judge(case_id, message, settings, policies, context)
 
 
 class IntakeClosed(RuntimeError):
     """The pipeline no longer accepts messages: the app is shutting down."""
 
 
-def _status(reason: str | None, verdicts: Sequence[Verdict]) -> CaseStatus:
-    if reason is not None:
-        return CaseStatus.SKIPPED
-    if any(v.status is VerdictStatus.NEEDS_REVIEW for v in verdicts):
-        return CaseStatus.NEEDS_REVIEW
-    if any(v.violation for v in verdicts):
-        return CaseStatus.OPEN
-    return CaseStatus.CLEAN
-
-
-__all__ = ["IntakeClosed", "ModerationPipeline", "RepeatMemory", "new_case_id", "skip_reason"]
+__all__ = ["IntakeClosed", "ModerationPipeline", "new_case_id", "skip_reason"]

@@ -9,7 +9,7 @@ from bot.domain import (
     Verdict,
     VerdictStatus,
 )
-from bot.effects import decide_effects
+from bot.effects import decide_effects, review_flag
 
 
 def verdict(
@@ -115,3 +115,30 @@ def test_a_support_policy_never_deletes_or_times_out() -> None:
     )
     assert kinds(both) == [EffectKind.FLAG, EffectKind.DELETE, EffectKind.TIMEOUT, EffectKind.NOTIFY_AUTHOR]
     assert both[3].policy == "harassment"
+
+
+def test_a_violation_citing_no_rule_of_the_policy_is_flagged_and_nothing_else() -> None:
+    settings = SETTINGS.model_copy(
+        update={
+            "effect_rules": (
+                EffectRule(
+                    min_confidence=Confidence.LOW,
+                    effects=(EffectKind.FLAG, EffectKind.DELETE, EffectKind.TIMEOUT, EffectKind.NOTIFY_AUTHOR),
+                ),
+            )
+        }
+    )
+    effects = decide_effects([verdict()], settings, review_only={"harassment"})
+    assert kinds(effects) == [EffectKind.FLAG]
+    assert effects[0].rule_ids == ("HB1.a",) and effects[0].reason == "because"
+    # Another policy's grounded violation still acts.
+    both = decide_effects([verdict(), verdict(policy="spam")], settings, review_only={"harassment"})
+    assert kinds(both) == [EffectKind.FLAG, EffectKind.DELETE, EffectKind.TIMEOUT, EffectKind.NOTIFY_AUTHOR]
+    assert both[1].policy == "spam"
+
+
+def test_a_review_flag_is_posted_whatever_the_rules_but_shadow_mode_holds() -> None:
+    delete_only = SETTINGS.model_copy(update={"effect_rules": (EffectRule(effects=(EffectKind.DELETE,)),)})
+    flag = review_flag(delete_only, "internal error: RuntimeError: boom")
+    assert flag.kind is EffectKind.FLAG and flag.reason == "internal error: RuntimeError: boom" and not flag.shadow
+    assert review_flag(SETTINGS.model_copy(update={"mode": Mode.SHADOW}), "x").shadow

@@ -22,7 +22,7 @@ from bot.domain import (
     Verdict,
     VerdictStatus,
 )
-from bot.pipeline import ModerationPipeline, RepeatMemory, new_case_id
+from bot.pipeline import ModerationPipeline, new_case_id
 from bot.store.sqlite import SqliteStore
 from tests.helpers import RecordingSink, ScriptedClassifier, add_policy, make_message
 
@@ -114,7 +114,8 @@ async def test_repeats_reuse_the_earlier_verdict(
     first, second = await cases(store)
     assert len(classifier.calls) == 1
     assert second.violation and second.verdicts[0].reused and not first.verdicts[0].reused
-    assert second.status is CaseStatus.OPEN and len(second.effects) == 1  # each message still gets its effects
+    # A repeat of a flagged text joins the first flag instead of posting its own (tests/judging/test_raids.py).
+    assert second.status is CaseStatus.OPEN and second.effects == () and second.joined_case_id == first.id
 
 
 async def test_a_spam_raid_makes_one_model_call(
@@ -358,6 +359,8 @@ async def test_messages_submitted_before_start_are_decided_once(
     store: SqliteStore, classifier: ScriptedClassifier, sink: RecordingSink
 ) -> None:
     await add_policy(store, "s1", "harassment", "policy text")
+    # No reuse: the 40 near-repeats must each be decided on their own, and each be flagged.
+    await store.settings.put(ServerSettings(platform="console", server_id="s1", repeat_window_minutes=0), store.now())
     p = ModerationPipeline(store, classifier, {"console": sink}, workers=2)
     for i in range(40):  # more than the workers, as a gateway's backlog at start-up would be
         await p.submit(make_message(f"m{i}", f"text {i} idiot"))
@@ -366,17 +369,3 @@ async def test_messages_submitted_before_start_are_decided_once(
     await p.stop()
     assert len(classifier.calls) == 40 and len(sink.executed) == 40
     assert await store.queue_counts() == {"done": 40}
-
-
-async def test_repeat_memory_forgets_expired_texts_as_it_goes() -> None:
-    now = [0.0]
-    memory = RepeatMemory(clock=lambda: now[0])
-    verdicts = (Verdict(policy="p", policy_version=1),)
-    for i in range(10):
-        memory.begin(("s", i))
-        memory.end(("s", i), verdicts, window_seconds=600)
-    assert memory.recall(("s", 3), 600) == verdicts
-    now[0] = 601.0
-    memory.begin(("s", "new"))
-    memory.end(("s", "new"), verdicts, window_seconds=600)
-    assert list(memory._done) == [("s", "new")]  # the stale ten went on the next call, not at a size limit

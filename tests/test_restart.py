@@ -28,7 +28,10 @@ async def test_sigkill_mid_run_then_restart_decides_every_message_exactly_once(t
             "server": "s1",
             "channel": f"c{i % 3}",
             "author": f"u{i % 7}",
-            "text": f"message number {i}" + (" you idiot" if i % 4 == 0 else ""),
+            # Each insult differs in its letters (digits spelled a-j): no two are near-repeats
+            # that would join one flag, so each violation has exactly one effect.
+            "text": f"message number {i}"
+            + (f" you idiot {''.join(chr(97 + int(d)) for d in str(i))}" if i % 4 == 0 else ""),
         }
         for i in range(MESSAGES)
     ]

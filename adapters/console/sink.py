@@ -34,6 +34,10 @@ class ConsoleEffectSink:
             notice = f" notice={brief.author_notice.value}" if brief and effect.kind is EffectKind.NOTIFY_AUTHOR else ""
             if effect.kind is EffectKind.UPDATE_FLAG:
                 notice = f" post={context.flag_reference} status={case.status.value} by={case.decided_by}"
+                if context.joins.count:
+                    notice += f" repeats={context.joins.count}"
+            if effect.kind is EffectKind.DM_MODERATORS and effect.dm_summary is not None:
+                notice = f" raid={effect.dm_summary.words()!r}"
             print(
                 f"[effect] case {case.id} {effect.kind.value}{minutes} policy={effect.policy}"
                 f" rules={','.join(effect.rule_ids)}{notice} reason={reason!r}",

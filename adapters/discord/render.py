@@ -308,6 +308,9 @@ def moderator_dm(context: EffectContext) -> Outgoing:
     post = flag_post(context)
     embed = post.embeds[0]
     embed.title = fit(f"For moderators: {embed.title}", TITLE_LIMIT)
+    if context.dm_summary is not None:  # a raid: DMs paused, or how many were held back during a pause
+        said = trusted(context.dm_summary.words(), FIELD_VALUE_LIMIT)
+        embed.description = fit(f"**{said}**\n\n{embed.description or ''}", DESCRIPTION_LIMIT)
     return Outgoing(embeds=(shrink_to_total(embed),))
 
 

@@ -425,6 +425,8 @@ def moderator_dm(
     if mod_channel:
         lines.append(f"Decide it in {channel_ref(mod_channel)}.")
     blocks: list[Block] = [section("\n".join(lines))]
+    if context_.dm_summary is not None:  # a raid: DMs paused, or how many were held back during a pause
+        blocks.append(context(escape(context_.dm_summary.words())))
     if not sensitive:
         blocks.append(section(quote(case.message.text, 600)))
     blocks += [

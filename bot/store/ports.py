@@ -29,6 +29,7 @@ from bot.domain import (
     Effect,
     EffectOutcome,
     EffectRecord,
+    FlagJoins,
     Frozen,
     HumanDecision,
     Message,
@@ -40,6 +41,9 @@ from bot.domain import (
 )
 
 Stage = Literal["review", "appeal"]
+
+# Authors named beside a raid's flag: enough for moderators to act on, bounded for the post.
+MAX_JOINED_AUTHORS = 100
 
 
 class DuplicateDecision(Exception):
@@ -200,6 +204,11 @@ class CaseRepository(Protocol):
         self, platform: str, server_id: str, author_id: str, since: datetime, exclude_case_id: str | None = None
     ) -> AuthorHistory:
         """Cases flagged since (not clean, not skipped), and how many of those were confirmed or upheld."""
+        ...
+
+    async def flag_joins(self, case_id: str, max_authors: int = MAX_JOINED_AUTHORS) -> FlagJoins:
+        """Repeats that joined this case's flag (`Case.joined_case_id`): how many, and their
+        distinct authors in the order they first joined, at most `max_authors`."""
         ...
 
     async def servers_with_text(self) -> list[tuple[str, str]]: ...

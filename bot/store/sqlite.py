@@ -28,6 +28,7 @@ from bot.domain import (
     Effect,
     EffectOutcome,
     EffectRecord,
+    FlagJoins,
     HumanDecision,
     Message,
     Mode,
@@ -39,6 +40,7 @@ from bot.domain import (
 from bot.store._group_commit import GroupCommit
 from bot.store._migrations import migrate
 from bot.store.ports import (
+    MAX_JOINED_AUTHORS,
     AuditEntry,
     CaseQuery,
     DigestCounts,
@@ -265,7 +267,8 @@ class SqliteStore(_Repositories):
         ts = self._ts()
         await conn.executemany(
             "INSERT INTO cases (id, platform, server_id, channel_id, message_id, author_id, text, message,"
-            " status, violation, skipped_reason, mode, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " status, violation, skipped_reason, mode, created_at, judging_notes, joined_case_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     case.id,
@@ -281,6 +284,8 @@ class SqliteStore(_Repositories):
                     case.skipped_reason,
                     case.mode.value,
                     case.created_at.isoformat(),
+                    case.judging_notes,
+                    case.joined_case_id,
                 )
                 for _, case, _ in items
             ],
@@ -500,6 +505,16 @@ class SqliteCases:
         days = max(0, round((self._db.store.now() - since).total_seconds() / 86400))
         return AuthorHistory(days=days, cases=int(row[0]) if row else 0, confirmed=int(row[1]) if row else 0)
 
+    async def flag_joins(self, case_id: str, max_authors: int = MAX_JOINED_AUTHORS) -> FlagJoins:
+        row = await self._db.fetchone("SELECT COUNT(*) FROM cases WHERE joined_case_id = ?", (case_id,))
+        if not row or not row[0]:  # most cases: one index probe, no second query
+            return FlagJoins()
+        authors = await self._db.fetchall(
+            "SELECT author_id FROM cases WHERE joined_case_id = ? GROUP BY author_id ORDER BY MIN(rowid) LIMIT ?",
+            (case_id, max_authors),
+        )
+        return FlagJoins(count=int(row[0]) if row else 0, author_ids=tuple(r[0] for r in authors))
+
     async def servers_with_text(self) -> list[tuple[str, str]]:
         rows = await self._db.fetchall(
             "SELECT DISTINCT platform, server_id FROM cases WHERE text IS NOT NULL ORDER BY platform, server_id"
@@ -522,7 +537,8 @@ class SqliteCases:
     ) -> list[Case]:
         sql = (
             "SELECT c.id, c.text, c.message, c.status, c.skipped_reason, c.mode, c.decided_by, c.decided_at,"
-            f" c.created_at, c.text_purged_at FROM cases c {clause} ORDER BY {order}"
+            f" c.created_at, c.text_purged_at, c.judging_notes, c.joined_case_id FROM cases c {clause}"
+            f" ORDER BY {order}"
         )
         if limit:
             sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
@@ -571,6 +587,8 @@ class SqliteCases:
                     decided_at=_when(r[7]),
                     created_at=datetime.fromisoformat(r[8]),
                     text_purged_at=_when(r[9]),
+                    judging_notes=r[10],
+                    joined_case_id=r[11],
                     verdicts=tuple(verdicts.get(r[0], ())),
                     effects=tuple(effects.get(r[0], ())),
                 )

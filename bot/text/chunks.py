@@ -141,6 +141,12 @@ def plan_chunks(
     """
     if chunk_tokens < 2 or not 0 <= overlap_tokens < chunk_tokens // 2 or max_chars < 2:
         raise ValueError("need chunk_tokens >= 2, 0 <= overlap_tokens < chunk_tokens / 2 and max_chars >= 2")
+    if text and len(text) <= max_chars:
+        # Most messages fit one chunk: the bound of the whole text is the sum of its pieces'
+        # bounds (pieces split only between whitespace runs), so this is the plan below, cheaper.
+        tokens = token_upper_bound(text)
+        if tokens <= chunk_tokens:
+            return ChunkPlan((TextChunk(text, 0, len(text), tokens),), len(text), None, chunk_tokens, overlap_tokens)
     segments: list[tuple[int, int]]
     omitted = None
     if len(text) <= max_chars:

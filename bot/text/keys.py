@@ -89,6 +89,10 @@ def _symbols_of(char: str) -> tuple[str, ...]:
     """
     letters = [c for c in unicodedata.normalize("NFKC", char) if unicodedata.category(c)[0] == "L"]
     if unicodedata.category(char)[0] == "L" and len(letters) <= 1:
+        # ICU's confusables leave some compatibility letters as they are (fullwidth `ｄ` `ｆ`
+        # `ｑ` `ｒ` `ｕ` `ｗ`): with no look of their own on record, they count by their NFKC letter.
+        if letters and letters[0] != char and _unicode.skeleton(char) == char:
+            return (letter_class(letters[0]),)
         return (letter_class(char),)  # ℹ is a letter first, an emoji second
     if letters:
         return tuple(letter_class(c) for c in letters)

@@ -27,6 +27,7 @@ from bot.domain import (
     Effect,
     EffectOutcome,
     EffectRecord,
+    FlagJoins,
     HumanDecision,
     Message,
     Mode,
@@ -37,6 +38,7 @@ from bot.domain import (
     utcnow,
 )
 from bot.store.ports import (
+    MAX_JOINED_AUTHORS,
     AuditEntry,
     CaseQuery,
     DigestCounts,
@@ -309,6 +311,11 @@ class FakeCases:
         ]
         days = max(0, round((self._db.now() - since).total_seconds() / 86400))
         return AuthorHistory(days=days, cases=len(flagged), confirmed=sum(c.status in STRIKE_STATUSES for c in flagged))
+
+    async def flag_joins(self, case_id: str, max_authors: int = MAX_JOINED_AUTHORS) -> FlagJoins:
+        joined = [c for c in self._db.state.cases.values() if c.joined_case_id == case_id]
+        authors = tuple(dict.fromkeys(c.message.author.id for c in joined))[:max_authors]
+        return FlagJoins(count=len(joined), author_ids=authors)
 
     async def servers_with_text(self) -> list[tuple[str, str]]:
         return sorted(

@@ -110,6 +110,31 @@ async def decided_case(
     return found
 
 
+async def test_a_case_keeps_its_judging_notes_and_the_flag_it_joined(store: ModerationStore) -> None:
+    await decided_case(store, "HOLD")
+    for n, author in enumerate(["u2", "u3", "u2", "u4"]):
+        msg = message(f"r{n}", author=author)
+        queue_id = await store.enqueue(msg)
+        assert queue_id is not None
+        joined = Case(
+            id=f"J{n}",
+            message=msg,
+            status=CaseStatus.OPEN,
+            verdicts=(flagging(),),
+            judging_notes="judged whole (12 characters); joined the flag of case HOLD",
+            joined_case_id="HOLD",
+            created_at=T0,
+        )
+        await store.record_decision(queue_id, joined, [])
+    stored = await store.cases.get("J0")
+    assert stored is not None and stored.joined_case_id == "HOLD"
+    assert stored.judging_notes == "judged whole (12 characters); joined the flag of case HOLD"
+    joins = await store.cases.flag_joins("HOLD")
+    assert joins.count == 4 and joins.author_ids == ("u2", "u3", "u4")  # distinct, in the order they joined
+    assert (await store.cases.flag_joins("HOLD", max_authors=2)).author_ids == ("u2", "u3")
+    assert (await store.cases.flag_joins("J0")).count == 0
+
+
 # ---------------------------------------------------------------- intake
 
 
