@@ -16,13 +16,15 @@ see tests/realmodel/llama_server.py) serving the real GGUF of gemma3-270m-q4-k-m
   time so the server always has the next one waiting, and nothing done with the answers.
 
 Each message sits in its own channel, so the bot sends no context and both sides send
-byte-identical prompts. Both cap an answer at 384 tokens (MODBOT_MODEL_MAX_TOKENS; the
-verdict is ~60): the tiny model sometimes loops, and llama-cpp-python's server keeps
+byte-identical prompts. Both decode greedily (MODBOT_MODEL_TEMPERATURE=0), so both sides get
+the same answers and the comparison is of the same work; and both cap an answer at 384
+tokens (MODBOT_MODEL_MAX_TOKENS; the verdict is ~60): llama-cpp-python's server keeps
 generating a non-streamed answer after its client gave up, so one runaway would stall the
-server for minutes and measure nothing but itself. The server samples (temperature 0.8 unless told otherwise, and
-the bot does not tell it), so answers differ in length from call to call: bot and direct
-runs alternate, and the figure is the ratio of each bot run to the direct run beside it,
-as min, median and max. The bot, the server and this script share the machine's 2 cores.
+server for minutes and measure nothing but itself.
+
+Bot and direct runs alternate, and the figure is the ratio of each bot run to the direct run
+beside it, as min, median and max. The bot, the server and this script share the machine's
+2 cores, and whatever else runs on the machine: each run records the load average.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from tests.realmodel.llama_server import llama_server  # noqa: E402
 POLICY_FILE = REPO / "policies" / "harassment.md"
 BOUND = 2
 MAX_TOKENS = 384
+TEMPERATURE = 0.0
 TEXTS = [
     "gg everyone, that last round was close",
     "@Mia nobody wants you here, just leave",
@@ -102,6 +105,7 @@ def settings_for(base_url: str) -> ModbotSettings:
             "MODBOT_MODEL_CONCURRENCY": str(BOUND),
             "MODBOT_MODEL_TIMEOUT": "300",
             "MODBOT_MODEL_MAX_TOKENS": str(MAX_TOKENS),
+            "MODBOT_MODEL_TEMPERATURE": str(TEMPERATURE),
         }
     )
     os.environ.pop("MODBOT_MODEL_ENDPOINTS", None)
@@ -151,6 +155,7 @@ async def direct_run(base_url: str, policy: Policy, run: str, count: int) -> dic
             "reasoning_effort": Effort.LOW.value,
             "response_format": {"type": "json_object", "schema": VERDICT_SCHEMA},
             "max_tokens": MAX_TOKENS,
+            "temperature": TEMPERATURE,
         }
         for m in messages(run, count)
     ]

@@ -74,6 +74,10 @@ class ModbotSettings(BaseSettings):
     # against runaway generation on a server that keeps generating after the bot gives up
     # (llama-cpp-python's does), or for a small stand-in model.
     model_max_tokens: int | None = Field(default=None, ge=16, le=131072)
+    # The sampling temperature sent with every call. Unset: the server's own default (for
+    # gpt-oss the model's recommended 1.0). 0 makes verdicts repeatable (the same prompt, the
+    # same answer), which audits and tests may want.
+    model_temperature: float | None = Field(default=None, ge=0.0, le=2.0)
 
     @field_validator("http_port", mode="before")
     @classmethod
@@ -81,7 +85,9 @@ class ModbotSettings(BaseSettings):
         # `MODBOT_HTTP_PORT=` in an env file means "off", as leaving it out does.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("model_max_tokens", "model_endpoints", "openai_base_url", "openai_api_key", mode="before")
+    @field_validator(
+        "model_max_tokens", "model_temperature", "model_endpoints", "openai_base_url", "openai_api_key", mode="before"
+    )
     @classmethod
     def _blank_model_setting_is_unset(cls, value: object) -> object:
         # `MODBOT_MODEL_ENDPOINTS=` (or a blank key, URL or ceiling) in an env file means unset.

@@ -22,6 +22,8 @@ Endpoints are separated by ";" or by newlines; the fields of one endpoint by spa
   holds this server's key. The key itself never goes in the list.
 - max_tokens=N: a ceiling on the tokens one answer may generate, reasoning included
   (default MODBOT_MODEL_MAX_TOKENS, unset: none).
+- temperature=T: the sampling temperature, 0-2 (default MODBOT_MODEL_TEMPERATURE, unset:
+  the server's own).
 
 When MODBOT_MODEL_ENDPOINTS is set it replaces MODBOT_BACKEND, OLLAMA_HOST, OPENAI_BASE_URL
 and MODBOT_MODEL.
@@ -42,6 +44,7 @@ _KEYS = {
     "name": "name",
     "api_key_env": "api_key_env",
     "max_tokens": "max_tokens",
+    "temperature": "temperature",
 }
 _SEPARATOR = re.compile(r"[;\n]")
 
@@ -64,6 +67,7 @@ class EndpointSpec(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     api_key_env: str = Field(default="OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     max_tokens: int | None = Field(default=None, ge=16, le=131072)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
 
     @field_validator("url")
     @classmethod

@@ -64,6 +64,7 @@ def build_backend(spec: EndpointSpec, settings: ModbotSettings) -> ModelBackend:
     # second): only the ones configured are loaded.
     timeout = spec.timeout or settings.model_timeout
     max_tokens = spec.max_tokens or settings.model_max_tokens
+    temperature = spec.temperature if spec.temperature is not None else settings.model_temperature
     if spec.backend == "openai":
         from bot.classifier.openai_backend import OpenAIBackend
 
@@ -79,6 +80,7 @@ def build_backend(spec: EndpointSpec, settings: ModbotSettings) -> ModelBackend:
             timeout=timeout,
             name=spec.name,
             max_tokens=max_tokens,
+            temperature=temperature,
         )
     from bot.classifier.ollama_backend import OllamaBackend
 
@@ -90,6 +92,7 @@ def build_backend(spec: EndpointSpec, settings: ModbotSettings) -> ModelBackend:
         num_ctx=settings.num_ctx,
         name=spec.name,
         max_tokens=max_tokens,
+        temperature=temperature,
     )
 
 

@@ -40,15 +40,18 @@ class OllamaBackend:
         num_ctx: int = 8192,
         name: str | None = None,
         max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> None:
         self.host = public_url(host)  # for messages: the client alone holds any credentials
         self.model = model
         self.name = name or endpoint_name(host)
         self._client = ollama.AsyncClient(host=host, timeout=client_timeout(timeout))
         self._keep_alive = keep_alive
-        self._options = {"num_ctx": num_ctx}
+        self._options: dict[str, float] = {"num_ctx": num_ctx}
         if max_tokens is not None:  # see ModbotSettings.model_max_tokens: a ceiling, not a budget
             self._options["num_predict"] = max_tokens
+        if temperature is not None:  # unset: the model's own default
+            self._options["temperature"] = temperature
 
     async def aclose(self) -> None:
         await self._client.close()  # type: ignore[no-untyped-call]  # untyped in ollama 0.6
@@ -128,9 +131,16 @@ class OllamaClassifier(ModelClassifier):
         retry: RetryPolicy | None = None,
         timeout_retries: int = 1,
         max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> None:
         backend = OllamaBackend(
-            host, model, timeout=timeout, keep_alive=keep_alive, num_ctx=num_ctx, max_tokens=max_tokens
+            host,
+            model,
+            timeout=timeout,
+            keep_alive=keep_alive,
+            num_ctx=num_ctx,
+            max_tokens=max_tokens,
+            temperature=temperature,
         )
         pool = EndpointPool.of_one(backend, bound=concurrency, timeout=timeout)
         super().__init__(pool, retry=retry, timeout_retries=timeout_retries)

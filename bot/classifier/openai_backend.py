@@ -56,6 +56,7 @@ class OpenAIBackend:
         timeout: float = 300.0,
         name: str | None = None,
         max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> None:
         if schema not in SCHEMA_DIALECTS:
             raise ValueError(f"schema dialect must be one of {', '.join(SCHEMA_DIALECTS)}, not {schema!r}")
@@ -66,6 +67,7 @@ class OpenAIBackend:
         self._response_format = response_format(schema)
         # max_tokens rather than max_completion_tokens: every compatible server takes it.
         self._max_tokens: int | openai.Omit = openai.omit if max_tokens is None else max_tokens
+        self._temperature: float | openai.Omit = openai.omit if temperature is None else temperature
         self._client = openai.AsyncOpenAI(
             base_url=base_url.rstrip("/"),
             api_key=api_key or NO_KEY,
@@ -87,6 +89,7 @@ class OpenAIBackend:
                 # Not streamed and, unless the operator set a ceiling, not capped, as with
                 # Ollama: the answer comes after the reasoning, which a small cap would eat.
                 max_tokens=self._max_tokens,
+                temperature=self._temperature,
                 stream=False,
             )
         except openai.APIConnectionError as exc:  # APITimeoutError included: a connect timeout, see above
@@ -191,8 +194,17 @@ class OpenAIClassifier(ModelClassifier):
         retry: RetryPolicy | None = None,
         timeout_retries: int = 1,
         max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> None:
-        backend = OpenAIBackend(base_url, model, api_key=api_key, schema=schema, timeout=timeout, max_tokens=max_tokens)
+        backend = OpenAIBackend(
+            base_url,
+            model,
+            api_key=api_key,
+            schema=schema,
+            timeout=timeout,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
         pool = EndpointPool.of_one(backend, bound=concurrency, timeout=timeout)
         super().__init__(pool, retry=retry, timeout_retries=timeout_retries)
         self.base_url = backend.base_url

@@ -59,6 +59,7 @@ def test_the_documented_example_reads_as_written() -> None:
         ("ollama http://a:1 m; ollama http://a:1 m", "endpoint 2: http://a:1 is listed twice"),
         ("ollama http://a:1 m; openai http://b:1/v1 m timeout=-3", "endpoint 2 .*timeout"),
         ("ollama http://a:1 m max_tokens=8", "max_tokens: .*greater than or equal to 16"),
+        ("ollama http://a:1 m temperature=3", "temperature: .*less than or equal to 2"),
     ],
 )
 def test_a_wrong_list_is_refused_naming_the_endpoint_and_the_field(text: str, says: str) -> None:
@@ -158,7 +159,7 @@ async def test_the_list_replaces_the_single_endpoint_settings(monkeypatch: pytes
     assert {v.model for v in verdicts} == {"gpt-oss-safeguard:20b", "openai/gpt-oss-safeguard-20b"}
 
 
-async def test_a_token_ceiling_is_sent_only_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_token_ceiling_and_a_temperature_are_sent_only_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
     ollama = await FakeOllama().start()
     vllm = await FakeOpenAI().start()
     both = f"ollama {ollama.host} gpt-oss-safeguard:20b; openai {vllm.host}/v1 openai/gpt-oss-safeguard-20b"
@@ -179,13 +180,16 @@ async def test_a_token_ceiling_is_sent_only_when_set(monkeypatch: pytest.MonkeyP
         monkeypatch.setenv("MODBOT_MODEL_ENDPOINTS", both)
         ollama_sent, vllm_sent = await four_calls()
         assert len(ollama_sent) == len(vllm_sent) == 2
-        assert all("num_predict" not in r["options"] for r in ollama_sent)  # no ceiling unless asked
-        assert all("max_tokens" not in r for r in vllm_sent)
+        # No ceiling and the server's own temperature unless asked.
+        assert all({"num_predict", "temperature"}.isdisjoint(r["options"]) for r in ollama_sent)
+        assert all({"max_tokens", "temperature"}.isdisjoint(r) for r in vllm_sent)
         monkeypatch.setenv("MODBOT_MODEL_MAX_TOKENS", "2048")
-        monkeypatch.setenv("MODBOT_MODEL_ENDPOINTS", both + " max_tokens=512")
+        monkeypatch.setenv("MODBOT_MODEL_TEMPERATURE", "0")
+        monkeypatch.setenv("MODBOT_MODEL_ENDPOINTS", both + " max_tokens=512 temperature=0.7")
         ollama_sent, vllm_sent = await four_calls()
-        assert [r["options"]["num_predict"] for r in ollama_sent] == [2048, 2048]  # the setting
-        assert [r["max_tokens"] for r in vllm_sent] == [512, 512]  # the endpoint's own
+        # The settings where the endpoint says nothing, the endpoint's own where it does.
+        assert [(r["options"]["num_predict"], r["options"]["temperature"]) for r in ollama_sent] == [(2048, 0)] * 2
+        assert [(r["max_tokens"], r["temperature"]) for r in vllm_sent] == [(512, 0.7)] * 2
     finally:
         await ollama.stop()
         await vllm.stop()

@@ -50,6 +50,9 @@ pytestmark = [pytest.mark.realmodel, pytest.mark.slow]
 # ceiling matters more here than with Ollama: llama-cpp-python's server keeps generating a
 # non-streamed answer after the client has given up, so a runaway blocks it for minutes.
 MAX_TOKENS = 384
+# Greedy, as tests/fakes/llama_ollama.py decodes: the same prompt gives the same answer, so
+# these tests never hinge on a sample (the server's own default temperature is 0.8).
+TEMPERATURE = 0.0
 
 
 @dataclass
@@ -74,6 +77,7 @@ def _classifier(base_url: str, schema: str = "json_object") -> OpenAIClassifier:
         timeout=180.0,
         retry=RetryPolicy(max_attempts=2, initial_seconds=0.1, max_seconds=0.5),
         max_tokens=MAX_TOKENS,
+        temperature=TEMPERATURE,
     )
 
 
@@ -107,6 +111,7 @@ async def test_the_server_enforces_the_schema_the_backend_sends(llama_server_url
                 "reasoning_effort": "low",
                 "response_format": {"type": "json_object", "schema": VERDICT_SCHEMA},
                 "max_tokens": MAX_TOKENS,
+                "temperature": TEMPERATURE,
             },
         )
     assert answer.status_code == 200, answer.text
@@ -136,6 +141,7 @@ async def test_messages_become_cases_through_the_openai_backend(
     monkeypatch.setenv("MODBOT_MODEL_CONCURRENCY", "2")
     monkeypatch.setenv("MODBOT_MODEL_TIMEOUT", "180")
     monkeypatch.setenv("MODBOT_MODEL_MAX_TOKENS", str(MAX_TOKENS))
+    monkeypatch.setenv("MODBOT_MODEL_TEMPERATURE", str(TEMPERATURE))
     classifier = build_classifier(ModbotSettings(), RetryPolicy(max_attempts=2, initial_seconds=0.1, max_seconds=0.5))
     recorder = CallRecorder()
     classifier.pool.observer = recorder
@@ -154,12 +160,18 @@ async def test_messages_become_cases_through_the_openai_backend(
         assert len(rows) == 2 and await store.queue_counts() == {"done": 2}
         for (case_id,) in rows:
             case = await store.cases.get(case_id)
-            assert case is not None and case.status in (CaseStatus.CLEAN, CaseStatus.OPEN)
+            assert case is not None
             [verdict] = case.verdicts
+            # The verdict is the backend's and must be valid. What the case becomes is the
+            # judge's rule on top: a violation citing no rule of the policy (the tiny model,
+            # sampling, can answer so) goes to human review.
             assert_valid_verdict(verdict, policy.name)
             assert verdict.status is VerdictStatus.DECIDED and verdict.policy_version == policy.version
-            expected = [EffectOutcome.DONE] if case.status is CaseStatus.OPEN else []
-            assert [e.outcome for e in case.effects] == expected
+            assert case.status in (CaseStatus.CLEAN, CaseStatus.OPEN, CaseStatus.NEEDS_REVIEW), case.status
+            if case.status is CaseStatus.CLEAN:
+                assert case.effects == ()
+            else:  # flagged for the moderators, and the sink ran it
+                assert case.effects and all(e.outcome is EffectOutcome.DONE for e in case.effects)
         assert [c.result for c in recorder.calls] == ["ok", "ok"]
     finally:
         await pipeline.stop()
