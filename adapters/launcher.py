@@ -63,8 +63,10 @@ class PlatformEntry:
 
 
 CONSOLE = PlatformEntry("console", "adapters.console.platform")
+DISCORD = PlatformEntry("discord", "adapters.discord.platform")
+SLACK = PlatformEntry("slack", "adapters.slack.platform")
 # One entry per platform; the console is always there (stdin, and every admin command).
-PLATFORMS: tuple[PlatformEntry, ...] = (CONSOLE,)
+PLATFORMS: tuple[PlatformEntry, ...] = (CONSOLE, DISCORD, SLACK)
 
 
 def declared_capabilities(environ: Mapping[str, str] | None = None) -> list[PlatformCapabilities]:

@@ -35,7 +35,7 @@ if str(REPO) not in sys.path:  # tests.fakes lives beside bot/, outside the inst
 from adapters.slack.app import MessageIntake, SlackAdapter  # noqa: E402
 from adapters.slack.config import load_settings  # noqa: E402
 from bot.classifier import ClassificationRequest  # noqa: E402
-from bot.domain import Message, Verdict  # noqa: E402
+from bot.domain import Message, ServerSettings, Verdict  # noqa: E402
 from bot.pipeline import ModerationPipeline  # noqa: E402
 from bot.store.ports import PolicyContent  # noqa: E402
 from bot.store.sqlite import SqliteStore  # noqa: E402
@@ -53,6 +53,9 @@ class NoIntake:
     async def submit(self, message: Message) -> bool:
         return True
 
+    async def settings_for(self, message: Message) -> ServerSettings:
+        return ServerSettings(platform=message.platform, server_id=message.server_id)
+
 
 async def ack_times(fake: FakeSlack, intake: MessageIntake, events: int) -> list[float]:
     settings = load_settings(
@@ -62,8 +65,8 @@ async def ack_times(fake: FakeSlack, intake: MessageIntake, events: int) -> list
         MODBOT_SLACK_HOST="127.0.0.1",
         MODBOT_SLACK_PORT="0",
     )
-    adapter = SlackAdapter(settings, intake)
-    await adapter.start()
+    adapter = SlackAdapter(settings)
+    await adapter.start(intake)
     url = f"http://127.0.0.1:{adapter.port}/slack/events"
     times = []
     try:

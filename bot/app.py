@@ -2,7 +2,7 @@
 
 An adapter (or the console CLI) gets everything it calls from here:
 `app.pipeline.submit(message)` for chat messages, and the workflow services (`reviews`,
-`appeals`, `policies`, `server_settings`, `preview`, `reports`, `labels`, `status`) for
+`appeals`, `policies`, `server_settings`, `preview`, `reports`, `labels`, `status`, `privacy`) for
 everything people do. `async with app:` starts the workers and the scheduled jobs; leaving
 it stops intake, then the jobs and workers, then closes the clients, in that order. Used
 without `async with` (an admin command), nothing runs in the background: call `aclose()`.
@@ -24,6 +24,7 @@ from bot.workflow.jobs import JobIntervals, WorkflowJobs, start_jobs
 from bot.workflow.labels import Labels
 from bot.workflow.policies import PolicyAdmin
 from bot.workflow.preview import Previews
+from bot.workflow.privacy import MemberDataRequests
 from bot.workflow.reports import Reports
 from bot.workflow.review import Reviews
 from bot.workflow.server_settings import ServerSettingsService
@@ -51,6 +52,8 @@ class ModbotApp:
     labels: Labels
     status: Status
     jobs: WorkflowJobs
+    # Data-subject requests: one member's data exported or erased.
+    privacy: MemberDataRequests
     probe: ModelProbe | None = None
     job_intervals: JobIntervals = field(default_factory=JobIntervals)
     run_jobs: bool = True

@@ -71,6 +71,7 @@ async def bootstrap(
     from bot.workflow.labels import Labels
     from bot.workflow.policies import PolicyAdmin
     from bot.workflow.preview import Previews
+    from bot.workflow.privacy import MemberDataRequests
     from bot.workflow.reports import Reports
     from bot.workflow.review import Reviews
     from bot.workflow.server_settings import ServerSettingsService
@@ -113,6 +114,7 @@ async def bootstrap(
         labels=Labels(store),
         status=Status(store, router),
         jobs=WorkflowJobs(store, router, probe, clock),
+        privacy=MemberDataRequests(store, clock),
         probe=probe,
         job_intervals=job_intervals or JobIntervals(),
         run_jobs=run_jobs,

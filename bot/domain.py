@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+import annotated_types
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from bot.sanitise import valid_text
 
@@ -414,22 +416,74 @@ class Appeal(Frozen):
 # ---------------------------------------------------------------- settings
 
 
+def _not_true_or_false(value: object) -> object:
+    # pydantic reads true as 1: `retention_days=true` would keep message text for one day.
+    if isinstance(value, bool):
+        raise ValueError("give a whole number, not true or false")
+    return value
+
+
+# A number of something a server chooses. Every one has a documented range (`ge`, `le`, and
+# the unit in `description`): a value far out of range (retention_days=1000000) once crashed
+# the jobs of every server. `setting_range` reads them back for refusals and the README.
+WholeNumber = Annotated[int, BeforeValidator(_not_true_or_false)]
+
+# Controls and line breaks would forge lines wherever an id is shown; a lone surrogate cannot be stored.
+_ID_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _id_from_json(value: object) -> object:
+    # `settings set mod_channel_id=123` reads 123 as a JSON number: a whole number is taken as
+    # the id it spells (Python's JSON keeps every digit). A fraction or an exponent is refused:
+    # such a number has lost digits of a 19-digit snowflake before it ever reached us.
+    if isinstance(value, bool):
+        raise ValueError('an id is text, not true or false: quote it, e.g. "C0123ABC"')
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        raise ValueError(
+            f"{value!r} is a number with a fraction or an exponent, not an id (it may have lost digits): "
+            'quote the id exactly as the platform shows it, e.g. "1234567890123456789"'
+        )
+    return value
+
+
+MAX_ID_CHARS = 200
+
+
+def _plausible_id(value: str) -> str:
+    if not value:
+        raise ValueError("an id cannot be empty (to unset mod_channel_id, give null)")
+    if len(value) > MAX_ID_CHARS:
+        raise ValueError(f"an id is at most {MAX_ID_CHARS} characters")
+    if _ID_CONTROL.search(value):
+        raise ValueError("an id holds no line breaks, control characters or broken characters")
+    return value
+
+
+# A platform id (channel, role, user) as a server's settings hold it.
+SettingId = Annotated[str, BeforeValidator(_id_from_json), AfterValidator(_plausible_id)]
+# Lists in settings are bounded too: each entry is checked on every message.
+MAX_SETTING_IDS = 100
+
+
 class EffectRule(Frozen):
     """Which effects a violating verdict triggers, from a minimum confidence up."""
 
     min_confidence: Confidence = Confidence.LOW
     # None means every policy of the server.
-    policies: tuple[str, ...] | None = None
-    effects: tuple[EffectKind, ...] = (EffectKind.FLAG,)
-    timeout_minutes: int = Field(default=10, ge=1, le=40320)  # Discord caps timeouts at 28 days
+    policies: tuple[ValidText, ...] | None = Field(default=None, max_length=50)
+    effects: tuple[EffectKind, ...] = Field(default=(EffectKind.FLAG,), max_length=len(EffectKind))
+    # Discord caps timeouts at 28 days.
+    timeout_minutes: WholeNumber = Field(default=10, ge=1, le=40320, description="minutes")
 
 
 class StrikeStep(Frozen):
     """From this many confirmed violations within the window, these effects apply."""
 
-    strikes: int = Field(ge=2, le=100)
-    effects: tuple[EffectKind, ...] = (EffectKind.TIMEOUT,)
-    timeout_minutes: int = Field(default=60, ge=1, le=40320)
+    strikes: WholeNumber = Field(ge=2, le=100, description="confirmed violations")
+    effects: tuple[EffectKind, ...] = Field(default=(EffectKind.TIMEOUT,), max_length=len(EffectKind))
+    timeout_minutes: WholeNumber = Field(default=60, ge=1, le=40320, description="minutes")
 
     @field_validator("effects")
     @classmethod
@@ -445,8 +499,8 @@ class StrikeLadder(Frozen):
     """Escalation for repeat offenders; off unless a server turns it on."""
 
     enabled: bool = False
-    window_days: int = Field(default=30, ge=1, le=365)
-    steps: tuple[StrikeStep, ...] = ()
+    window_days: WholeNumber = Field(default=30, ge=1, le=365, description="days")
+    steps: tuple[StrikeStep, ...] = Field(default=(), max_length=10)
 
     @field_validator("steps")
     @classmethod
@@ -470,30 +524,99 @@ class ConfirmNotice(StrEnum):
 class ServerSettings(Frozen):
     platform: str
     server_id: str
-    mod_channel_id: str | None = None
-    moderator_role_ids: tuple[str, ...] = ()
-    exempt_role_ids: tuple[str, ...] = ()
-    exempt_channel_ids: tuple[str, ...] = ()
+    mod_channel_id: SettingId | None = None
+    moderator_role_ids: tuple[SettingId, ...] = Field(default=(), max_length=MAX_SETTING_IDS)
+    # Moderators named one by one by user id, whatever their roles: for platforms or plans
+    # without a fitting role (a free Slack workspace has no user groups).
+    moderator_user_ids: tuple[SettingId, ...] = Field(default=(), max_length=MAX_SETTING_IDS)
+    exempt_role_ids: tuple[SettingId, ...] = Field(default=(), max_length=MAX_SETTING_IDS)
+    exempt_channel_ids: tuple[SettingId, ...] = Field(default=(), max_length=MAX_SETTING_IDS)
     effort: Effort = Effort.LOW
     mode: Mode = Mode.ENFORCE
     # Default: flag to the mod channel only. Nothing is deleted until an admin opts in.
-    effect_rules: tuple[EffectRule, ...] = (EffectRule(),)
-    context_messages: int = Field(default=3, ge=0, le=20)
-    repeat_window_minutes: int = Field(default=10, ge=0)
-    retention_days: int = Field(default=30, ge=1)
-    appeal_reminder_hours: int = Field(default=24, ge=1)
+    effect_rules: tuple[EffectRule, ...] = Field(default=(EffectRule(),), max_length=20)
+    # Earlier messages of the channel the model sees with each one (0: none).
+    context_messages: WholeNumber = Field(default=3, ge=0, le=20, description="messages")
+    # A repeat of a judged text within this window reuses its verdict (0: never reused).
+    repeat_window_minutes: WholeNumber = Field(default=10, ge=0, le=1440, description="minutes")
+    # Message text (and every copy of it) is removed this long after the message.
+    retention_days: WholeNumber = Field(default=30, ge=1, le=3650, description="days")
+    appeal_reminder_hours: WholeNumber = Field(default=24, ge=1, le=720, description="hours")
     # Users who may administer the server whatever their roles (besides platform admins).
-    admin_user_ids: tuple[str, ...] = ()
+    admin_user_ids: tuple[SettingId, ...] = Field(default=(), max_length=MAX_SETTING_IDS)
     strike_ladder: StrikeLadder = StrikeLadder()
     digest_enabled: bool = True
-    digest_hour_utc: int = Field(default=9, ge=0, le=23)
+    digest_hour_utc: WholeNumber = Field(default=9, ge=0, le=23, description="hour of the day, UTC")
     # A model outage is reported once it has lasted this long, and cleared once the
     # model has answered for health_clear_after_minutes.
-    health_alert_after_minutes: int = Field(default=10, ge=1)
-    health_clear_after_minutes: int = Field(default=5, ge=0)
+    health_alert_after_minutes: WholeNumber = Field(default=10, ge=1, le=1440, description="minutes")
+    health_clear_after_minutes: WholeNumber = Field(default=5, ge=0, le=1440, description="minutes")
     # A decision on a case, from any surface, tells the author per this setting (never twice:
     # not when the author was already notified of the case).
     notify_author_on_confirm: ConfirmNotice = ConfirmNotice.WITH_ACTION
+    # Messages posted through webhooks (PluralKit and similar proxies post members' messages
+    # that way) are judged like members' messages; off, they are ignored, as bots' are.
+    accept_webhook_messages: bool = False
+    # A role (on Slack, a user group) mentioned on flags and appeals in the mod channel, so
+    # that moderators are notified; None mentions nobody.
+    moderator_ping_role_id: SettingId | None = None
+
+
+class SettingRange(Frozen):
+    """The documented range of one numeric setting: refusals quote it, the README lists it."""
+
+    # Dotted, with [] for each element of a list: "strike_ladder.steps[].timeout_minutes".
+    path: str
+    # None only for a number nobody bounded yet: a test keeps there being none.
+    low: int | None
+    high: int | None
+    unit: str
+
+
+def _ranges_of(model: type[BaseModel], prefix: str) -> list[SettingRange]:
+    found: list[SettingRange] = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        nested = _nested_settings(info.annotation)
+        if nested is not None:
+            found += _ranges_of(nested[0], f"{path}{'[]' if nested[1] else ''}.")
+            continue
+        if info.annotation not in (int, float):
+            continue
+        low = next((_whole(m.ge) for m in info.metadata if isinstance(m, annotated_types.Ge)), None)
+        high = next((_whole(m.le) for m in info.metadata if isinstance(m, annotated_types.Le)), None)
+        found.append(SettingRange(path=path, low=low, high=high, unit=info.description or ""))
+    return found
+
+
+def _whole(bound: object) -> int:
+    assert isinstance(bound, int), "settings are bounded by whole numbers"
+    return bound
+
+
+def _nested_settings(annotation: object) -> tuple[type[BaseModel], bool] | None:
+    """The settings model a field holds (and whether it holds a tuple of them), if it holds one."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    args = get_args(annotation)
+    if get_origin(annotation) is tuple and args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+        return args[0], True
+    return None
+
+
+def setting_ranges() -> tuple[SettingRange, ...]:
+    """Every numeric server setting with its range, nested ones included."""
+    return tuple(_ranges_of(ServerSettings, ""))
+
+
+def setting_range(loc: tuple[int | str, ...]) -> SettingRange | None:
+    """The range of the numeric setting at a validation error's location, if it is one."""
+    path = ".".join(str(part) for part in loc if not isinstance(part, int))
+    # Element indexes are dropped above; a path through a tuple of models carries "[]".
+    for bounds in setting_ranges():
+        if bounds.path.replace("[]", "") == path:
+            return bounds
+    return None
 
 
 # ---------------------------------------------------------------- what a sink is given

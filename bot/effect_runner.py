@@ -128,10 +128,15 @@ async def carry_out_waiting(store: ModerationStore, router: PlatformRouter) -> i
     """
     ran = 0
     for case_id in await store.cases_with_unfinished_effects():
-        case = await store.cases.get(case_id)
-        if case is None or not router.runs(case.message.platform):
+        try:
+            case = await store.cases.get(case_id)
+            if case is None or not router.runs(case.message.platform):
+                continue
+            records = await carry_out(store, router, case, case.effects)
+        except Exception:
+            # One case (one server's data) must not keep every other server's effects waiting.
+            log.exception("waiting effects of case %s could not be carried out; the other cases go on", case_id)
             continue
-        records = await carry_out(store, router, case, case.effects)
         ran += sum(1 for before, after in zip(case.effects, records, strict=True) if before.outcome != after.outcome)
     return ran
 

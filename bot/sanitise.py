@@ -49,7 +49,10 @@ _ZWSP = "\u200b"
 # <!everyone>, <!subteam^ID>, <@U123>, and with link_names any @name. A zero-width space
 # after the sigil keeps the text readable and stops both platforms from parsing a mention.
 # An @ inside a word (an e-mail address) mentions nobody and is left alone.
-_DISCORD_MENTION = re.compile(r"(?<![\w@\u200b])@(?=\w)|<@([!&]?)(\d+)>", re.IGNORECASE)
+# @everyone, @here and @channel ping from anywhere in a word ("m1@everyone"): defused there too.
+_DISCORD_MENTION = re.compile(
+    r"(?<![\w@\u200b])@(?=\w)|@(?=(?:everyone|here|channel)\b)|<@([!&]?)(\d+)>", re.IGNORECASE
+)
 _SLACK_MENTION = re.compile(r"<([!@#])([^>]*)>")
 # Slack's <url|label> and Markdown's [label](url) show a label instead of where the link
 # goes: quoted back in a flag, "[discord.gift](https://evil.example)" would be a phishing

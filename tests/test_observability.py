@@ -647,7 +647,9 @@ async def test_a_full_run_logs_json_with_no_message_text_and_no_secret(
         "MODBOT_LOG_FORMAT": "json",
         "MODBOT_LOG_LEVEL": "INFO",
         "MODBOT_HTTP_PORT": str(unused_port),  # as in the image: the endpoint and its metrics are on
-        "DISCORD_TOKEN": DISCORD_TEST_TOKEN,
+        # A Discord-shaped secret under a *_TOKEN name the launcher does not read: DISCORD_TOKEN
+        # would start the Discord adapter (tests/discord/test_run.py runs that, token unlogged).
+        "MODBOT_TEST_DISCORD_TOKEN": DISCORD_TEST_TOKEN,
         "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN,
         "OPENAI_API_KEY": OPENAI_TEST_KEY,
     }

@@ -251,7 +251,14 @@ def status(db: DbOption = None, as_json: JsonOption = False) -> None:
 
 def main() -> None:
     # Command modules register on `app` and `policy_app` when imported.
-    from adapters.console import ops_cli, policy_admin_cli, policy_eng_cli, run_cli, workflow_cli  # noqa: F401
+    from adapters.console import (  # noqa: F401
+        ops_cli,
+        policy_admin_cli,
+        policy_eng_cli,
+        privacy_cli,
+        run_cli,
+        workflow_cli,
+    )
 
     app()
 

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.domain import Author, Case, Message, primary_verdict
+from bot.sanitise import safe_inline
 
 PLATFORM = "console"
 
@@ -103,8 +104,9 @@ def export_record(case: Case) -> dict[str, Any]:
 
 
 def readable_line(case: Case) -> str:
+    """One line per message: its ids are made inert, so that an id with a line break forges no line."""
     msg = case.message
-    head = f"{msg.server_id}/{msg.message_id} case {case.id}"
+    head = f"{safe_inline(msg.server_id, 100)}/{safe_inline(msg.message_id, 100)} case {case.id}"
     if case.skipped_reason:
         return f"{head}: skipped ({case.skipped_reason})"
     if case.status.value == "needs_review":
@@ -112,4 +114,5 @@ def readable_line(case: Case) -> str:
     if not case.violation:
         return f"{head}: ok"
     effects = ", ".join(f"{r.effect.kind.value}[{r.outcome.value}]" for r in case.effects) or "none"
-    return f"{head}: VIOLATION {','.join(case.rule_ids)} -> {effects}"
+    rules = ",".join(safe_inline(r, 100) for r in case.rule_ids)
+    return f"{head}: VIOLATION {rules} -> {effects}"

@@ -120,12 +120,17 @@ def policy_history(
     server: ServerOption, name: NameOption, platform: PlatformOption = PLATFORM, db: DbOption = None
 ) -> None:
     """Every version of a policy, and every change to it (who, when, from what to what)."""
+    from adapters.console.render import shown_id
+
     history = with_app(db, lambda m: m.policies.history(operator(platform, server), name))
     for p in history.versions:
-        typer.echo(f"v{p.version} {p.created_at:%Y-%m-%d %H:%M} UTC by {p.author or '?'}")
+        typer.echo(f"v{p.version} {p.created_at:%Y-%m-%d %H:%M} UTC by {shown_id(p.author)}")
     typer.echo("changes:")
     for c in history.changes:
-        typer.echo(f"  {c.at:%Y-%m-%d %H:%M:%S} {c.actor} {c.action}: {c.before or '-'} -> {c.after or '-'}")
+        typer.echo(
+            f"  {c.at:%Y-%m-%d %H:%M:%S} {shown_id(c.actor)} {shown_id(c.action)}:"
+            f" {shown_id(c.before or '-')} -> {shown_id(c.after or '-')}"
+        )
 
 
 @policy_app.command("diff")
@@ -221,7 +226,7 @@ def policy_mode(
 
 
 def preview_text(report: PreviewReport) -> str:
-    from adapters.console.render import verdict_line
+    from adapters.console.render import shown_id, verdict_line
     from bot.sanitise import safe_echo
 
     against = f"v{report.base_version}" if report.base_version else "no live version"
@@ -232,7 +237,7 @@ def preview_text(report: PreviewReport) -> str:
     ]
     for title, changes in (("newly flagged", report.newly_flagged), ("no longer flagged", report.no_longer_flagged)):
         for c in changes:
-            lines.append(f"{title}: case {c.case_id} [{c.case_status.value}] {safe_echo(c.text, 200)!r}")
+            lines.append(f"{title}: case {shown_id(c.case_id)} [{c.case_status.value}] {safe_echo(c.text, 200)!r}")
             if c.before is not None:
                 lines.append(f"  before: {verdict_line(c.before)}")
             lines.append(f"  after:  {verdict_line(c.after)}")

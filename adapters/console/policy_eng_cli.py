@@ -336,4 +336,7 @@ def report(
     if as_json:
         typer.echo(json.dumps(shadow.to_json(), ensure_ascii=False, indent=1))
     else:
-        typer.echo(shadow.text())
+        from adapters.console.render import shown_line
+
+        # Its lines name the rule ids the model cited: not our words.
+        typer.echo("\n".join(shown_line(line) for line in shadow.text().splitlines()))

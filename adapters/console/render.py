@@ -1,4 +1,11 @@
-"""How the console shows cases, verdicts, appeals and mod-channel notices, and its mod channel."""
+"""How the console shows cases, verdicts, appeals and mod-channel notices, and its mod channel.
+
+Everything shown that is not the bot's own words goes through the safe echo: message text,
+the model's rationales and rule ids, appeal statements, moderators' notes, and every id a
+platform or a member chose (message, author, channel, server). An id or a rule id is shown
+on its own line's terms (`shown_id`): a line break in it could forge the next line of a
+listing; an escape sequence could rewrite the operator's terminal.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +17,29 @@ import typer
 
 from bot.domain import Case, EffectOutcome, EffectRecord, EffectResult, HumanDecision, ServerSettings, Verdict
 from bot.notices import AppealFiled, AppealReminder, AppealView, Digest, ModelOutage, ModelRecovered, Notice
-from bot.sanitise import safe_echo
+from bot.sanitise import safe_echo, safe_inline
 
 if TYPE_CHECKING:
     # Only named: `modbot check` shows verdicts without loading the workflow.
     from bot.workflow.review import DecisionOutcome
+
+
+# Platform ids are short (a Discord snowflake has 19 digits); longer is shown cut.
+ID_CHARS = 100
+
+
+def shown_id(value: str | None) -> str:
+    """An id, a rule id or a name someone else chose, as one inert piece of a line."""
+    return safe_inline(value or "", ID_CHARS) or "?"
+
+
+def shown_ids(values: tuple[str, ...] | list[str]) -> str:
+    return ",".join(shown_id(v) for v in values)
+
+
+def shown_line(line: str, limit: int = 500) -> str:
+    """A line of a report that names what others chose (rule ids): its spacing kept, one line, inert."""
+    return safe_echo(" ".join(line.splitlines()), limit)
 
 
 def echo_json(value: Any) -> None:
@@ -23,30 +48,34 @@ def echo_json(value: Any) -> None:
 
 def verdict_line(v: Verdict) -> str:
     label = "NEEDS REVIEW" if v.status.value == "needs_review" else ("VIOLATION" if v.violation else "ok")
-    rules = f" {','.join(v.rule_ids)}" if v.rule_ids else ""
-    return f"{v.policy} v{v.policy_version} [{v.effort.value}]: {label}{rules} ({v.confidence.value}) {v.rationale}"
+    rules = f" {shown_ids(v.rule_ids)}" if v.rule_ids else ""
+    rationale = safe_inline(v.rationale, 500)
+    return f"{shown_id(v.policy)} v{v.policy_version} [{v.effort.value}]: {label}{rules} ({v.confidence.value})" + (
+        f" {rationale}" if rationale else ""
+    )
 
 
 def effect_line(r: EffectRecord) -> str:
     minutes = f" {r.effect.timeout_minutes}min" if r.effect.timeout_minutes else ""
-    by = f" by {r.effect.requested_by}" if r.effect.requested_by else ""
-    detail = f" ({r.detail})" if r.detail else ""
+    by = f" by {shown_id(r.effect.requested_by)}" if r.effect.requested_by else ""
+    detail = f" ({safe_inline(r.detail, 300)})" if r.detail else ""
     return f"{r.effect.kind.value}{minutes}{by}: {r.outcome.value}{detail}"
 
 
 def case_text(case: Case, decisions: list[HumanDecision] | None = None) -> str:
     msg = case.message
     lines = [
-        f"case {case.id} [{case.status.value}] {msg.platform}/{msg.server_id} #{msg.channel_id} "
-        f"message {msg.message_id} by {msg.author.id} at {case.created_at:%Y-%m-%d %H:%M} UTC",
+        f"case {shown_id(case.id)} [{case.status.value}] {shown_id(msg.platform)}/{shown_id(msg.server_id)}"
+        f" #{shown_id(msg.channel_id)} message {shown_id(msg.message_id)} by {shown_id(msg.author.id)}"
+        f" at {case.created_at:%Y-%m-%d %H:%M} UTC",
         f"  text: {safe_echo(msg.text, 500)!r}" if msg.text else "  text: (not retained)",
     ]
     lines += [f"  verdict: {verdict_line(v)}" for v in case.verdicts]
     lines += [f"  effect {r.id}: {effect_line(r)}" for r in case.effects]
     lines += [
-        f"  decision: {d.action.value} by {d.moderator_id} at {d.at:%Y-%m-%d %H:%M} UTC"
+        f"  decision: {d.action.value} by {shown_id(d.moderator_id)} at {d.at:%Y-%m-%d %H:%M} UTC"
         + (" (self-review by an admin)" if d.self_review else "")
-        + (f": {safe_echo(d.note, 300)}" if d.note else "")
+        + (f": {safe_inline(d.note, 300)}" if d.note else "")
         for d in decisions or []
     ]
     return "\n".join(lines)
@@ -54,28 +83,38 @@ def case_text(case: Case, decisions: list[HumanDecision] | None = None) -> str:
 
 def outcome_text(outcome: DecisionOutcome) -> str:
     d = outcome.decision
-    lines = [f"case {outcome.case.id}: {d.action.value} by {d.moderator_id}; status now {outcome.case.status.value}"]
+    lines = [
+        f"case {shown_id(outcome.case.id)}: {d.action.value} by {shown_id(d.moderator_id)};"
+        f" status now {outcome.case.status.value}"
+    ]
     lines += [f"  effect {r.id}: {effect_line(r)}" for r in outcome.effects]
     if outcome.strikes is not None:
-        lines.append(f"  strikes of {outcome.case.message.author.id} in the ladder's window: {outcome.strikes}")
-    lines += [f"  note: {n}" for n in outcome.notes]
+        lines.append(
+            f"  strikes of {shown_id(outcome.case.message.author.id)} in the ladder's window: {outcome.strikes}"
+        )
+    lines += [f"  note: {safe_inline(n, 300)}" for n in outcome.notes]
     return "\n".join(lines)
 
 
 def appeal_text(view: AppealView) -> str:
     lines = [
-        f"appeal {view.appeal_id} on case {view.case_id} [{view.appeal_status.value}] by {view.author_id}, "
-        f"filed {view.filed_at:%Y-%m-%d %H:%M} UTC",
+        f"appeal {view.appeal_id} on case {shown_id(view.case_id)} [{view.appeal_status.value}]"
+        f" by {shown_id(view.author_id)}, filed {view.filed_at:%Y-%m-%d %H:%M} UTC",
         f"  message: {safe_echo(view.text, 500)!r}" if view.text is not None else "  message: (not retained)",
     ]
     lines += [f"  original: {verdict_line(v)}" for v in view.original]
-    lines.append(f"  statement: {safe_echo(view.statement, 1000)!r}")
+    lines.append(
+        f"  statement: {safe_echo(view.statement, 1000)!r}" if view.statement else "  statement: (not retained)"
+    )
     lines += [f"  second opinion: {verdict_line(v)}" for v in view.second_opinion]
     if not view.second_opinion:
-        why = f" ({view.second_opinion_error})" if view.second_opinion_error else ""
-        lines.append(f"  second opinion: none yet{why}; `modbot appeal second-opinion {view.case_id}` asks again")
+        why = f" ({safe_inline(view.second_opinion_error, 300)})" if view.second_opinion_error else ""
+        lines.append(
+            f"  second opinion: none yet{why}; `modbot appeal second-opinion {shown_id(view.case_id)}` asks again"
+        )
     if view.decided_by:
-        lines.append(f"  decided by {view.decided_by}: {view.appeal_status.value} {safe_echo(view.note, 300)}")
+        note = f" {safe_inline(view.note, 300)}" if view.note else ""
+        lines.append(f"  decided by {shown_id(view.decided_by)}: {view.appeal_status.value}{note}")
     return "\n".join(lines)
 
 
@@ -85,13 +124,14 @@ def notice_text(notice: Notice) -> str:
         case AppealFiled():
             return "new appeal\n" + appeal_text(notice.appeal)
         case AppealReminder():
-            waiting = ", ".join(f"case {a.case_id} ({a.waiting_hours:g} h)" for a in notice.appeals)
+            waiting = ", ".join(f"case {shown_id(a.case_id)} ({a.waiting_hours:g} h)" for a in notice.appeals)
             return f"{len(notice.appeals)} appeal(s) waiting longer than {notice.limit_hours} h: {waiting}"
         case Digest():
             return digest_text(notice)
         case ModelOutage():
             return (
-                f"the model has not answered since {notice.since:%Y-%m-%d %H:%M} UTC: {safe_echo(notice.problem, 300)}"
+                f"the model has not answered since {notice.since:%Y-%m-%d %H:%M} UTC:"
+                f" {safe_inline(notice.problem, 300)}"
             )
         case ModelRecovered():
             return (
@@ -106,17 +146,19 @@ def digest_text(notice: Digest) -> str:
     rate = f"{notice.overturn_rate:.0%}" if notice.overturn_rate is not None else "n/a"
     latency = f"{notice.median_latency_ms:.0f} ms" if notice.median_latency_ms is not None else "n/a"
     lines = [
-        f"digest for {notice.server_id}, {notice.period_start:%Y-%m-%d %H:%M} to {notice.period_end:%H:%M} UTC:"
+        f"digest for {shown_id(notice.server_id)}, {notice.period_start:%Y-%m-%d %H:%M} to"
+        f" {notice.period_end:%H:%M} UTC:"
         f" {notice.messages} messages, {notice.flagged} flagged, {notice.confirmed} confirmed,"
         f" {notice.dismissed} dismissed, {notice.appeals_filed} appeals filed, {notice.appeals_decided} decided"
         f" ({notice.overturned} overturned, rate {rate}), median model latency {latency}"
     ]
     lines += [
-        f"  {c.policy}{' ' + c.rule_id if c.rule_id else ''}: {c.flags}"
+        f"  {shown_id(c.policy)}{' ' + shown_id(c.rule_id) if c.rule_id else ''}: {c.flags}"
         for c in notice.by_policy
         if c.rule_id is None or c.flags
     ]
-    lines += [f"  {line}" for line in notice.shadow_evaluation]
+    # The shadow evaluation's lines name the rule ids the model cited.
+    lines += [f"  {shown_line(line)}" for line in notice.shadow_evaluation]
     return "\n".join(lines)
 
 
@@ -132,5 +174,5 @@ class ConsoleModChannel:
         if self.as_json:
             echo_json({"server_id": server.server_id, "notice": notice.model_dump(mode="json")})
         else:
-            print(f"[mod channel {server.server_id}] {notice_text(notice)}", file=sys.stderr)
+            print(f"[mod channel {shown_id(server.server_id)}] {notice_text(notice)}", file=sys.stderr)
         return EffectResult(outcome=EffectOutcome.DONE, detail="printed by the console adapter")

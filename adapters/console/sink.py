@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from adapters.console.render import ConsoleModChannel
+from adapters.console.render import ConsoleModChannel, shown_id, shown_ids
 from bot.domain import Effect, EffectContext, EffectKind, EffectOutcome, EffectResult, ServerSettings
 from bot.notices import Notice
-from bot.sanitise import safe_echo
+from bot.sanitise import safe_inline
 
 
 class ConsoleEffectSink:
@@ -29,18 +29,21 @@ class ConsoleEffectSink:
             brief = context.policy(effect.policy)
             # A sensitive policy's flag quotes nothing of the content, not even the model's rationale.
             reason = (
-                "(sensitive: no excerpt)" if brief is not None and brief.sensitive else safe_echo(effect.reason, 200)
+                "(sensitive: no excerpt)" if brief is not None and brief.sensitive else safe_inline(effect.reason, 200)
             )
             notice = f" notice={brief.author_notice.value}" if brief and effect.kind is EffectKind.NOTIFY_AUTHOR else ""
             if effect.kind is EffectKind.UPDATE_FLAG:
-                notice = f" post={context.flag_reference} status={case.status.value} by={case.decided_by}"
+                notice = (
+                    f" post={shown_id(context.flag_reference)} status={case.status.value}"
+                    f" by={shown_id(case.decided_by)}"
+                )
                 if context.joins.count:
                     notice += f" repeats={context.joins.count}"
             if effect.kind is EffectKind.DM_MODERATORS and effect.dm_summary is not None:
                 notice = f" raid={effect.dm_summary.words()!r}"
             print(
-                f"[effect] case {case.id} {effect.kind.value}{minutes} policy={effect.policy}"
-                f" rules={','.join(effect.rule_ids)}{notice} reason={reason!r}",
+                f"[effect] case {shown_id(case.id)} {effect.kind.value}{minutes} policy={shown_id(effect.policy)}"
+                f" rules={shown_ids(effect.rule_ids)}{notice} reason={reason!r}",
                 file=self._out,
             )
         reference = f"console/{case.id}" if effect.kind is EffectKind.FLAG else None

@@ -269,6 +269,15 @@ def settings_show(server: ServerOption, platform: PlatformOption = PLATFORM, db:
     typer.echo(json.dumps(current.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
 
+@settings_app.command("ranges")
+def settings_ranges() -> None:
+    """Every numeric setting with its range; a value outside it is refused."""
+    from bot.domain import setting_ranges
+
+    for bounds in setting_ranges():
+        typer.echo(f"{bounds.path}: {bounds.low} to {bounds.high} ({bounds.unit})")
+
+
 @settings_app.command("set")
 def settings_set(
     server: ServerOption,
@@ -283,7 +292,9 @@ def settings_set(
 
     Examples: retention_days=14, mod_channel_id=C123, moderator_role_ids='["mods"]',
     strike_ladder='{"enabled": true, "window_days": 30, "steps": [{"strikes": 3, "timeout_minutes": 1440}]}'.
-    An effect the server's platform cannot carry out (a timeout on Slack) is refused.
+    A number outside its range (`modbot settings ranges`) is refused, and so is an effect the
+    server's platform cannot carry out (a timeout on Slack). An id given as a whole number
+    (mod_channel_id=123) is taken as the id it spells.
     """
     who = make_actor(actor, admin, role, platform, server)
     changes = parse_assignments(assignments)
@@ -296,13 +307,19 @@ def audit(
     server: ServerOption, platform: PlatformOption = PLATFORM, as_json: JsonOption = False, db: DbOption = None
 ) -> None:
     """Every policy and settings change of a server (and self-reviews): who, when, from what to what."""
+    from adapters.console.render import shown_id
+    from bot.sanitise import safe_inline
+
     entries = with_app(db, lambda m: m.policies.audit_log(operator(platform, server)))
     for e in entries:
         if as_json:
             typer.echo(json.dumps(e.model_dump(mode="json", exclude={"platform", "server_id"}), ensure_ascii=False))
         else:
             change = f"{e.before} -> {e.after}" if len(str(e.after)) < 40 else "(see --json)"
-            typer.echo(f"{e.at.isoformat()} {e.actor} {e.action} {e.subject} {change}")
+            typer.echo(
+                f"{e.at.isoformat()} {shown_id(e.actor)} {shown_id(e.action)} {shown_id(e.subject)}"
+                f" {safe_inline(change, 200)}"
+            )
 
 
 # ---------------------------------------------------------------- jobs
@@ -360,8 +377,11 @@ def jobs_run_once(
 
 
 def _summary(result: object) -> str:
+    from adapters.console.render import shown_id
+
     if isinstance(result, dict):
-        return ", ".join(f"{p}/{s}: {n} texts purged" for (p, s), n in result.items()) or "nothing to purge"
+        purged = (f"{shown_id(p)}/{shown_id(s)}: {n} texts purged" for (p, s), n in result.items())
+        return ", ".join(purged) or "nothing to purge"
     if isinstance(result, list):
         return f"{len(result)} notice(s) posted"
     if isinstance(result, int):

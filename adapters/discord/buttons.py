@@ -9,9 +9,11 @@ core has acted: Discord's 3-second limit never depends on the core's speed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -26,13 +28,13 @@ from adapters.discord.custom_ids import (
     appeal_form_id,
     button_id,
 )
-from adapters.discord.render import ButtonSpec, fit, untrusted
+from adapters.discord.render import ButtonSpec, fit
+from adapters.discord.replies import FAILED, STARTING, Reply
 
 log = logging.getLogger(__name__)
 
 REVIEW_ACTIONS = frozenset({CaseAction.CONFIRM, CaseAction.CONFIRM_DELETE, CaseAction.TIMEOUT, CaseAction.DISMISS})
 APPEAL_DECISIONS = frozenset({CaseAction.UPHOLD, CaseAction.OVERTURN})
-FAILED_REPLY = "modbot could not finish this. Look at the case's post before trying again."
 
 
 @dataclass(frozen=True)
@@ -49,44 +51,74 @@ class ClickActor:
 
 
 class CaseActions(Protocol):
-    """What buttons and the appeal form ask of the core. Each returns the words shown, privately, to the clicker.
+    """What buttons and the appeal form ask of the core. Each returns what is shown, privately, to the clicker.
 
-    Phase B binds this to the app's review and appeal services; refusals (not a moderator,
-    another server's case, already decided) come back as words, not exceptions.
+    `adapters.discord.actions.AppCaseActions` binds it to the app's review and appeal
+    services; refusals (not a moderator, another server's case, already decided) come back
+    as replies, not exceptions.
     """
 
-    async def review(self, actor: ClickActor, case_id: str, action: CaseAction) -> str: ...
+    async def review(self, actor: ClickActor, case_id: str, action: CaseAction) -> Reply: ...
 
-    async def reasoning(self, actor: ClickActor, case_id: str) -> str: ...
+    async def reasoning(self, actor: ClickActor, case_id: str) -> Reply: ...
 
-    async def appeal(self, actor: ClickActor, case_id: str, statement: str) -> str: ...
+    async def appeal(self, actor: ClickActor, case_id: str, statement: str) -> Reply: ...
 
-    async def decide_appeal(self, actor: ClickActor, case_id: str, action: CaseAction) -> str: ...
+    async def decide_appeal(self, actor: ClickActor, case_id: str, action: CaseAction) -> Reply: ...
+
+
+class InFlight:
+    """Interactions being answered. A closing bot waits for them (a bounded time) before the app
+    closes its store, so that a click under way is not cut off half-done."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def track(self) -> AsyncIterator[None]:
+        self._count += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._count -= 1
+            if self._count == 0:
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
 
 
 @runtime_checkable
 class ServesCaseActions(Protocol):
-    """A client that knows where buttons go (modbot's clients do)."""
+    """A client that knows where buttons go (modbot's clients do), and which interactions are in flight."""
 
     case_actions: CaseActions
+    in_flight: InFlight
 
 
-class NotWiredYet:
-    """CaseActions before the core's services are bound: says so instead of pretending."""
+def in_flight(interaction: discord.Interaction[Any]) -> contextlib.AbstractAsyncContextManager[None]:
+    """Count this interaction's work as in flight on its client (modbot's clients keep the count)."""
+    client = interaction.client
+    return client.in_flight.track() if isinstance(client, ServesCaseActions) else contextlib.nullcontext()
 
-    REPLY = "modbot's buttons are not connected to its review service in this version."
 
-    async def review(self, actor: ClickActor, case_id: str, action: CaseAction) -> str:
-        return self.REPLY
+class NotReady:
+    """CaseActions before the core's services are bound (the bot is starting): says so instead of pretending."""
 
-    async def reasoning(self, actor: ClickActor, case_id: str) -> str:
-        return self.REPLY
+    async def review(self, actor: ClickActor, case_id: str, action: CaseAction) -> Reply:
+        return STARTING
 
-    async def appeal(self, actor: ClickActor, case_id: str, statement: str) -> str:
-        return self.REPLY
+    async def reasoning(self, actor: ClickActor, case_id: str) -> Reply:
+        return STARTING
 
-    async def decide_appeal(self, actor: ClickActor, case_id: str, action: CaseAction) -> str:
-        return self.REPLY
+    async def appeal(self, actor: ClickActor, case_id: str, statement: str) -> Reply:
+        return STARTING
+
+    async def decide_appeal(self, actor: ClickActor, case_id: str, action: CaseAction) -> Reply:
+        return STARTING
 
 
 def actor_of(interaction: discord.Interaction[Any]) -> ClickActor:
@@ -107,17 +139,34 @@ def actor_of(interaction: discord.Interaction[Any]) -> ClickActor:
 
 def _actions(interaction: discord.Interaction[Any]) -> CaseActions:
     client = interaction.client
-    return client.case_actions if isinstance(client, ServesCaseActions) else NotWiredYet()
+    return client.case_actions if isinstance(client, ServesCaseActions) else NotReady()
 
 
-async def _answer(interaction: discord.Interaction[Any], reply: str) -> None:
-    """The core's answer, privately; long answers (a model's reasoning) go in an embed."""
-    text = untrusted(reply, 4096)
-    if len(text) <= 2000:
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
-    else:
-        embed = discord.Embed(description=text)
-        await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+async def answer(interaction: discord.Interaction[Any], reply: Reply, view: discord.ui.View | None = None) -> None:
+    """Send a reply privately, as a follow-up of the acknowledgement.
+
+    The clicked post is updated first (if the reply asks): when the clicker reads the
+    answer, the post already shows it.
+    """
+    if reply.post_update is not None and interaction.message is not None:
+        update = reply.post_update
+        try:
+            embeds, buttons = list(update.embeds), view_of(update.buttons)
+            none = discord.AllowedMentions.none()
+            await interaction.message.edit(embeds=embeds, view=buttons, allowed_mentions=none)
+        except discord.HTTPException as exc:
+            # The decision stands and its reply follows; a stale post only shows disabled buttons late.
+            log.warning("could not update the post %s: %s %s", interaction.message.id, exc.status, exc.code)
+    kwargs: dict[str, Any] = {"ephemeral": True, "allowed_mentions": discord.AllowedMentions.none()}
+    if view is not None:
+        kwargs["view"] = view
+    if reply.content:
+        kwargs["content"] = reply.content
+    if reply.embeds:
+        kwargs["embeds"] = list(reply.embeds)
+    if reply.file is not None:
+        kwargs["file"] = reply.file.as_file()
+    await interaction.followup.send(**kwargs)
 
 
 class CaseButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
@@ -166,6 +215,11 @@ class AppealForm(discord.ui.Modal):
 
 
 async def handle_click(interaction: discord.Interaction[Any], action: CaseAction, case_id: str) -> None:
+    async with in_flight(interaction):
+        await _click(interaction, action, case_id)
+
+
+async def _click(interaction: discord.Interaction[Any], action: CaseAction, case_id: str) -> None:
     if action is CaseAction.APPEAL:
         form = AppealForm(case_id)
         # Stopped before it is sent, so discord.py does not keep it: the submission is handled
@@ -185,11 +239,11 @@ async def handle_click(interaction: discord.Interaction[Any], action: CaseAction
             reply = await actions.review(actor, case_id, action)
     except Exception:
         log.exception("%s on case %s failed", action.value, case_id)
-        reply = FAILED_REPLY
-    await _answer(interaction, reply)
+        reply = FAILED
+    await answer(interaction, reply)
 
 
-def _text_values(components: Iterable[Any]) -> dict[str, str]:
+def text_values(components: Iterable[Any]) -> dict[str, str]:
     """A submitted form's text fields by custom_id, wherever Discord nested them (rows or labels)."""
     values: dict[str, str] = {}
     for component in components:
@@ -202,7 +256,7 @@ def _text_values(components: Iterable[Any]) -> dict[str, str]:
             if isinstance(inner, Mapping):
                 inner = [inner]
             if isinstance(inner, list):
-                values.update(_text_values(inner))
+                values.update(text_values(inner))
     return values
 
 
@@ -212,8 +266,14 @@ async def handle_form(interaction: discord.Interaction[Any]) -> bool:
     match = APPEAL_FORM.fullmatch(str(data.get("custom_id", "")))
     if match is None:
         return False
+    async with in_flight(interaction):
+        await _appeal_form(interaction, data, match)
+    return True
+
+
+async def _appeal_form(interaction: discord.Interaction[Any], data: Mapping[str, Any], match: re.Match[str]) -> None:
     components = data.get("components")
-    statement = _text_values(components if isinstance(components, list) else []).get(STATEMENT_FIELD, "").strip()
+    statement = text_values(components if isinstance(components, list) else []).get(STATEMENT_FIELD, "").strip()
     await interaction.response.defer(ephemeral=True, thinking=True)
     try:
         reply = await _actions(interaction).appeal(
@@ -221,14 +281,19 @@ async def handle_form(interaction: discord.Interaction[Any]) -> bool:
         )
     except Exception:
         log.exception("appeal on case %s failed", match["case_id"])
-        reply = FAILED_REPLY
-    await _answer(interaction, reply)
-    return True
+        reply = FAILED
+    await answer(interaction, reply)
 
 
 def view_of(buttons: Iterable[ButtonSpec]) -> discord.ui.View:
-    """The buttons as a view with no timeout; made per post (discord.py needs a running loop)."""
+    """The buttons as a view, only to be sent; made per post (discord.py needs a running loop).
+
+    Stopped before it is sent, so discord.py does not keep it for the message: clicks are
+    dispatched by the CaseButton DynamicItem from the custom_id alone, and a long-running bot
+    does not hold one view per post it ever made.
+    """
     view = discord.ui.View(timeout=None)
     for spec in buttons:
         view.add_item(CaseButton(spec.action, spec.case_id, label=spec.label, style=spec.style, disabled=spec.disabled))
+    view.stop()
     return view

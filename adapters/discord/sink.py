@@ -60,8 +60,13 @@ ModeratorPing = Callable[[ServerSettings], str | None]
 
 
 def never_ping(settings: ServerSettings) -> str | None:
-    """The default until servers can ask for a ping: no one is mentioned, ever."""
+    """No one is mentioned, ever."""
     return None
+
+
+def ping_from_settings(settings: ServerSettings) -> str | None:
+    """The role the server chose in /modbot setup (moderator_ping_role_id), if any."""
+    return settings.moderator_ping_role_id
 
 
 class _Refused(Exception):
@@ -77,7 +82,7 @@ class DiscordEffectSink:
         self,
         client: discord.Client,
         *,
-        moderator_ping: ModeratorPing = never_ping,
+        moderator_ping: ModeratorPing = ping_from_settings,
         server_error_retries: int = 2,
         retry_backoff_seconds: float = 1.0,
         max_moderator_dms: int = 25,

@@ -1,4 +1,4 @@
-"""The Slack adapter's process side: the Bolt app with its message intake, and its Socket Mode and HTTP runners.
+"""The Slack adapter's process side: the Bolt app (message intake, commands, buttons, forms) and its two runners.
 
 Durable before acknowledged. The app runs with `process_before_response=True`: Slack
 gets its 200 (or its Socket Mode ack) only after the message is stored by
@@ -11,27 +11,42 @@ Bolt lazy listeners or to the pipeline's queue, never into an ack function.
 Errors. A listener that raises makes Bolt answer 500 at once (no ack in Socket Mode),
 which Slack retries: right for a failed store write. A payload the mapping cannot read
 will never get better, so it is logged and acknowledged instead of retried for nothing.
+Commands, buttons and forms (adapters/slack/interactions.py) catch their own errors and
+tell the person.
+
+Exempt user groups. On Slack, `exempt_role_ids` hold user group ids (S…): before a
+message is stored, its author's membership of the workspace's exempt groups is looked up
+(cached for a minute) and given to the core as the author's roles.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.domain import Message
+from bot.domain import Message, ServerSettings
 
-from .config import ConnectionMode, SlackSettings
+from .config import ConnectionMode, SlackConfigError, SlackSettings
+from .interactions import Interactions, LazyWork
 from .mapping import message_from_event, revision_from_edit, team_of
+from .people import GROUP_ID, People
 from .sink import SlackEffectSink
 from .web_client import build_web_client
+
+if TYPE_CHECKING:
+    from bot.app import ModbotApp
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +60,10 @@ class MessageIntake(Protocol):
     """Where messages go: the core's pipeline (`submit` returns once the message is durable; False for a repeat)."""
 
     async def submit(self, message: Message) -> bool: ...
+
+    async def settings_for(self, message: Message) -> ServerSettings:
+        """The settings of the message's server (cached by the pipeline), for its exempt user groups."""
+        ...
 
 
 class RecentEvents:
@@ -93,16 +112,15 @@ def build_bolt_app(
     settings: SlackSettings,
     intake: MessageIntake,
     *,
+    client: AsyncWebClient,
+    people: People,
     recent: RecentEvents | None = None,
 ) -> AsyncApp:
     """The Bolt app: own events and bots dropped (Bolt's middleware and the mapping), retries skipped, messages in."""
-    token = settings.secret("SLACK_BOT_TOKEN")
-    if token is None:
-        raise ValueError("SLACK_BOT_TOKEN is not set")
     bolt_logger = logging.getLogger("adapters.slack.bolt")
     bolt_logger.addFilter(_DropRedundantClientWarning())
     app = AsyncApp(
-        client=build_web_client(token, settings.api_url),
+        client=client,
         signing_secret=settings.secret("SLACK_SIGNING_SECRET") or "",
         process_before_response=True,
         logger=bolt_logger,
@@ -130,6 +148,7 @@ def build_bolt_app(
             log.exception("slack: event %s could not be read; acknowledged and dropped", body.get("event_id"))
             return
         if message is not None:
+            message = await with_exempt_groups(message, intake, people)
             await intake.submit(message)  # raises when the store cannot take it: no ack, Slack retries
         recent.remember(body)
 
@@ -145,28 +164,76 @@ def build_bolt_app(
     return app
 
 
+async def with_exempt_groups(message: Message, intake: MessageIntake, people: People) -> Message:
+    """The message with its author's exempt user groups as roles (only those: nothing else reads them)."""
+    settings = await intake.settings_for(message)
+    groups = tuple(g for g in settings.exempt_role_ids if GROUP_ID.match(g))
+    if not groups:
+        return message
+    # A group Slack will not list counts as not the author's: the message is judged (and logged).
+    roles = await people.groups_of(message.author.id, groups)
+    if not roles:
+        return message
+    return message.model_copy(update={"author": message.author.model_copy(update={"roles": roles})})
+
+
 class _Reader(Protocol):
     def __call__(self, event: Mapping[str, Any], *, team_id: str, bot_user_id: str | None = None) -> Message | None: ...
 
 
 class SlackAdapter:
-    """Slack for one workspace: the Bolt app taking messages in, and the sink carrying effects out.
+    """Slack for one workspace: the sink carrying effects out, and (once started) the Bolt app taking everything in.
 
-    `start()` connects over Socket Mode (the default) or serves HTTP on MODBOT_SLACK_PORT;
-    `stop()` disconnects, letting requests in flight finish so that what was acknowledged is stored.
+    Built before the core (the launcher declares the sink to it); `start(intake, services)`
+    connects over Socket Mode (the default) or serves HTTP on MODBOT_SLACK_PORT. With the
+    app's services, commands, buttons and forms are served too; with an intake alone
+    (benchmarks, intake tests), messages only. `stop()` disconnects and lets requests and
+    acknowledged work in flight finish, so that what was acknowledged is stored and done.
     """
 
-    def __init__(self, settings: SlackSettings, intake: MessageIntake) -> None:
+    def __init__(self, settings: SlackSettings) -> None:
         settings.check()
+        token = settings.secret("SLACK_BOT_TOKEN")
+        assert token is not None  # check() refuses settings without one
         self.settings = settings
         self.mode = settings.mode
-        self.app = build_bolt_app(settings, intake)
-        self.sink = SlackEffectSink(self.app.client, admin_user_token=settings.secret("SLACK_ADMIN_USER_TOKEN"))
+        self.client = build_web_client(token, settings.api_url)
+        self.people = People(self.client)
+        self.sink = SlackEffectSink(
+            self.client, admin_user_token=settings.secret("SLACK_ADMIN_USER_TOKEN"), people=self.people
+        )
+        self.sink.connection = lambda: self.connected
+        self.work = LazyWork()
+        self.app: AsyncApp | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._http: web.AppRunner | None = None
         self.port: int | None = None
 
-    async def start(self) -> None:
+    async def verify(self) -> None:
+        """Ask Slack whose token this is, so that a wrong or revoked token stops the start with a clear reason."""
+        try:
+            await self.client.auth_test()
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            raise SlackConfigError(
+                f"Slack refused SLACK_BOT_TOKEN ({error}): copy the Bot User OAuth Token again from the app's "
+                "OAuth & Permissions page, or reinstall the app"
+            ) from exc
+
+    async def start(
+        self, intake: MessageIntake, services: ModbotApp | None = None, *, policy_dir: Path | None = None
+    ) -> None:
+        self.app = build_bolt_app(self.settings, intake, client=self.client, people=self.people)
+        if services is not None:
+            Interactions(
+                services,
+                client=self.client,
+                people=self.people,
+                sink=self.sink,
+                work=self.work,
+                connection=self.describe_connection,
+                policy_dir=policy_dir,
+            ).register(self.app)
         if self.mode is ConnectionMode.SOCKET:
             self._socket = AsyncSocketModeHandler(self.app, app_token=self.settings.secret("SLACK_APP_TOKEN"))
             await self._socket.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack_bolt
@@ -180,10 +247,43 @@ class SlackAdapter:
         self.port = int(self._http.addresses[0][1])
         log.info("slack: serving HTTP on %s:%s%s", self.settings.host, self.port, EVENTS_PATH)
 
-    async def stop(self) -> None:
+    @property
+    def connected(self) -> bool:
+        """Whether Slack can reach the bot now: the Socket Mode session is open, or the HTTP server listens."""
+        if self._socket is not None:
+            client = self._socket.client
+            session = client.current_session
+            return not client.closed and not client.stale and session is not None and not session.closed
+        return self._http is not None
+
+    async def health(self) -> str | None:
+        """None when connected; otherwise what is wrong, for /healthz."""
+        if self._socket is not None:
+            if await self._socket.client.is_connected():
+                return None
+            return "the Socket Mode connection to Slack is down (it reconnects by itself)"
+        return None if self._http is not None else "the Slack adapter is not started"
+
+    def describe_connection(self) -> str:
+        if self._socket is not None:
+            return "connected over Socket Mode" if self.connected else "Socket Mode connection down, reconnecting"
+        if self._http is not None:
+            return f"serving HTTP on port {self.port}"
+        return "not started"
+
+    async def settle(self) -> None:
+        """Wait until every acknowledged command, click and form has been carried out."""
+        await self.work.idle()
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]  # untyped in slack_bolt
             self._socket = None
         if self._http is not None:
             await self._http.cleanup()
             self._http = None
+        if self.work.pending:
+            try:
+                await asyncio.wait_for(self.work.idle(), grace_seconds)
+            except TimeoutError:
+                log.warning("slack: %s acknowledged interactions were not finished at stop", self.work.pending)

@@ -59,7 +59,8 @@ ELLIPSIS = "…"
 ACTION_PREFIX = "modbot"
 CONFIRM, CONFIRM_DELETE, DISMISS, SHOW_REASONING = "confirm", "confirm_delete", "dismiss", "reasoning"
 APPEAL, UPHOLD, OVERTURN = "appeal", "uphold", "overturn"
-ACTIONS = (CONFIRM, CONFIRM_DELETE, DISMISS, SHOW_REASONING, APPEAL, UPHOLD, OVERTURN)
+APPLY = "apply"  # a previewed draft: its id stands where a case id does
+ACTIONS = (CONFIRM, CONFIRM_DELETE, DISMISS, SHOW_REASONING, APPEAL, UPHOLD, OVERTURN, APPLY)
 ACTION_ID_PATTERN = re.compile(rf"^{ACTION_PREFIX}:({'|'.join(ACTIONS)}):([0-9A-Z]{{1,64}})$")
 
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -151,7 +152,7 @@ def plain_within(text: str, limit: int) -> str:
     return text[: max(0, limit - len(ELLIPSIS))] + ELLIPSIS
 
 
-def _cut(mrkdwn: str, limit: int) -> str:
+def cut_mrkdwn(mrkdwn: str, limit: int) -> str:
     """Cut mrkdwn the bot assembled (already escaped) without leaving half an entity or token."""
     if len(mrkdwn) <= limit:
         return mrkdwn
@@ -166,7 +167,7 @@ def _cut(mrkdwn: str, limit: int) -> str:
 
 
 def md(text: str, limit: int = MAX_SECTION_TEXT) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": _cut(text, limit) or " ", "verbatim": True}
+    return {"type": "mrkdwn", "text": cut_mrkdwn(text, limit) or " ", "verbatim": True}
 
 
 def plain(text: str, limit: int) -> dict[str, Any]:
@@ -260,7 +261,8 @@ def rule_lines(brief: PolicyBrief | None, rule_ids: Iterable[str], version: int 
         if rule is not None and rule.known and rule.text:
             lines.append(f"• *{escape(rule_id)}*: {escaped_within(rule.text, 400)}")
         else:
-            missing = f" _(not a rule of v{version})_" if version is not None else ""
+            # Without the policy's brief (an appeal notice) the rule's text is unknown, not the rule.
+            missing = f" _(not a rule of v{version})_" if version is not None and brief is not None else ""
             lines.append(f"• *{escape(rule_id)}*{missing}")
     return lines
 

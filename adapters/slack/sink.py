@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import re
-import time
-from collections.abc import Iterable
-from typing import Any, assert_never
+from collections.abc import Callable, Iterable
+from typing import assert_never
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -25,16 +23,12 @@ from bot.notices import AppealFiled, Notice
 from . import render
 from .config import PLATFORM, capabilities_with
 from .mapping import message_id, split_reference
+from .people import USER_ID, People
 
 log = logging.getLogger(__name__)
 
 # A moderator group can be large; DMs beyond this many go unsent (and the result says so).
 MAX_MODERATOR_DMS = 25
-NAME_TTL_SECONDS = 600.0
-GROUP_TTL_SECONDS = 300.0
-_MAX_CACHED = 5000
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 
 # What to do about Slack's answer, said to the admin reading the case's effects.
 _HINTS = {
@@ -77,23 +71,6 @@ def _unsupported(detail: str) -> EffectResult:
     return EffectResult(outcome=EffectOutcome.UNSUPPORTED, detail=detail)
 
 
-class _Expiring:
-    """A small map of looked-up values that are forgotten after a while (names change, groups too)."""
-
-    def __init__(self, ttl: float) -> None:
-        self._ttl = ttl
-        self._items: dict[str, tuple[float, Any]] = {}
-
-    def get(self, key: str) -> Any | None:
-        hit = self._items.get(key)
-        return hit[1] if hit is not None and time.monotonic() - hit[0] < self._ttl else None
-
-    def put(self, key: str, value: Any) -> None:
-        if len(self._items) >= _MAX_CACHED:
-            self._items.clear()
-        self._items[key] = (time.monotonic(), value)
-
-
 class SlackEffectSink:
     """Effects for one Slack workspace: flags, DMs and deletes as the Web API allows; timeouts never.
 
@@ -103,13 +80,20 @@ class SlackEffectSink:
 
     platform = PLATFORM
 
-    def __init__(self, client: AsyncWebClient, *, admin_user_token: str | None = None) -> None:
+    def __init__(
+        self, client: AsyncWebClient, *, admin_user_token: str | None = None, people: People | None = None
+    ) -> None:
         self._client = client
         self._admin_user_token = admin_user_token
         self._capabilities = capabilities_with(admin_user_token=admin_user_token is not None)
-        self._names = _Expiring(NAME_TTL_SECONDS)
-        self._groups = _Expiring(GROUP_TTL_SECONDS)
+        self.people = people if people is not None else People(client)
         self._workspace_url: str | None = None
+        # Whether Slack is connected now, as the running adapter knows it (for /healthz).
+        self.connection: Callable[[], bool] = lambda: True
+
+    @property
+    def connected(self) -> bool:
+        return self.connection()
 
     @property
     def supported_effects(self) -> frozenset[EffectKind]:
@@ -152,7 +136,7 @@ class SlackEffectSink:
             return _failed("no mod channel is set for this workspace: choose one with /modbot setup")
         message = render.flag_message(
             context,
-            directory=await self._directory(self._people(context)),
+            directory=await self.directory(self._people(context)),
             permalink=await self._permalink(context.case.message.message_id),
             can_delete=EffectKind.DELETE in self.supported_effects,
         )
@@ -165,7 +149,7 @@ class SlackEffectSink:
         channel, ts = split_reference(context.flag_reference)
         message = render.flag_message(
             context,
-            directory=await self._directory(self._people(context)),
+            directory=await self.directory(self._people(context)),
             permalink=await self._permalink(context.case.message.message_id),
             can_delete=EffectKind.DELETE in self.supported_effects,
         )
@@ -189,12 +173,12 @@ class SlackEffectSink:
     async def _dm_moderators(self, context: EffectContext) -> EffectResult:
         author = context.case.message.author.id
         # A moderator is not told about a case on their own message: others decide it.
-        moderators = [m for m in await self._moderators(context.settings) if m != author]
+        moderators = [m for m in await self.people.moderators(context.settings) if m != author]
         if not moderators:
             return _failed("no moderators to message: name moderator user groups or users in /modbot setup")
         message = render.moderator_dm(
             context,
-            directory=await self._directory(self._people(context)),
+            directory=await self.directory(self._people(context)),
             permalink=await self._permalink(context.case.message.message_id),
         )
         sent, problems = 0, []
@@ -228,7 +212,7 @@ class SlackEffectSink:
             return _unsupported("no mod channel is set for this workspace: choose one with /modbot setup")
         people = [notice.appeal.author_id, notice.appeal.decided_by] if isinstance(notice, AppealFiled) else []
         try:
-            message = render.notice_message(notice, directory=await self._directory(people))
+            message = render.notice_message(notice, directory=await self.directory(people))
             ts = await self._post(server.mod_channel_id, message)
         except SlackApiError as exc:
             return _failed(_slack_problem(exc))
@@ -258,49 +242,15 @@ class SlackEffectSink:
     def _people(context: EffectContext) -> list[str | None]:
         return [context.case.message.author.id, context.case.decided_by, *context.joins.author_ids[:20]]
 
-    async def _directory(self, user_ids: Iterable[str | None]) -> render.Directory:
-        """Display names for these users (looked up once a while), and the workspace's URL for profile links."""
+    async def directory(self, user_ids: Iterable[str | None]) -> render.Directory:
+        """Display names for these users, and the workspace's URL for profile links."""
         if self._workspace_url is None:
             try:
                 self._workspace_url = str((await self._client.auth_test())["url"])
             except SlackApiError:
                 self._workspace_url = None
-        names: dict[str, str] = {}
-        for user_id in dict.fromkeys(u for u in user_ids if u and _USER_ID.match(u)):
-            name = self._names.get(user_id)
-            if name is None:
-                name = await self._display_name(user_id)
-                self._names.put(user_id, name)
-            names[user_id] = name
+        names = {
+            user_id: await self.people.name(user_id)
+            for user_id in dict.fromkeys(u for u in user_ids if u and USER_ID.match(u))
+        }
         return render.Directory(names=names, workspace_url=self._workspace_url)
-
-    async def _display_name(self, user_id: str) -> str:
-        try:
-            user: dict[str, Any] = (await self._client.users_info(user=user_id))["user"]
-        except SlackApiError:
-            return user_id
-        profile = user.get("profile") or {}
-        return str(profile.get("display_name") or profile.get("real_name") or user.get("name") or user_id)
-
-    async def _moderators(self, settings: ServerSettings) -> list[str]:
-        """Moderators' user ids: members of the moderator user groups (S…), and users named one by one (U…)."""
-        found: dict[str, None] = {}
-        for entry in settings.moderator_role_ids:
-            if _USER_ID.match(entry):
-                found[entry] = None
-            elif _GROUP_ID.match(entry):
-                for member in await self._group_members(entry):
-                    found[member] = None
-        return list(found)
-
-    async def _group_members(self, group_id: str) -> list[str]:
-        cached = self._groups.get(group_id)
-        if cached is not None:
-            return list(cached)
-        try:
-            members = [str(u) for u in (await self._client.usergroups_users_list(usergroup=group_id))["users"]]
-        except SlackApiError as exc:
-            log.warning("slack: members of user group %s unknown: %s", group_id, exc.response.get("error"))
-            return []
-        self._groups.put(group_id, members)
-        return members

@@ -168,8 +168,33 @@ class CaseQuery:
     server_id: str
     statuses: Collection[CaseStatus] | None = None
     text_retained: bool | None = None  # True: only cases whose text retention has not purged
+    author_id: str | None = None  # only this author's cases
     newest_first: bool = False
     limit: int = 50
+
+
+# What an erased member's id becomes wherever a record is kept: never a platform's id.
+ERASED_MEMBER = "(erased)"
+
+
+@dataclass(frozen=True)
+class MemberRecords:
+    """What the store holds about one member's messages in one server, for a data-subject request."""
+
+    cases: tuple[Case, ...] = ()  # cases of the member's messages, with verdicts and effects, oldest first
+    appeals: tuple[Appeal, ...] = ()  # the member's appeals, with second opinions
+    decisions: tuple[HumanDecision, ...] = ()  # moderators' decisions on those cases
+    queued: tuple[Message, ...] = ()  # the member's messages accepted but not judged yet
+
+
+@dataclass(frozen=True)
+class ErasureCounts:
+    """What an erasure changed: texts removed, ids replaced; the decisions themselves are kept."""
+
+    cases: int = 0
+    appeals: int = 0
+    decisions: int = 0  # decisions on the member's cases kept, their notes cleared
+    queued: int = 0
 
 
 # ---------------------------------------------------------------- repositories
@@ -211,10 +236,18 @@ class CaseRepository(Protocol):
         distinct authors in the order they first joined, at most `max_authors`."""
         ...
 
-    async def servers_with_text(self) -> list[tuple[str, str]]: ...
+    async def servers_with_text(self) -> list[tuple[str, str]]:
+        """Servers holding message text or an appeal statement retention has not removed yet."""
+        ...
 
     async def purge_text(self, platform: str, server_id: str, created_before: datetime, at: datetime) -> int:
-        """Clear the text of the server's cases created before the cutoff; returns how many."""
+        """Remove the text of the server's cases created before the cutoff, and every copy of it.
+
+        The copies: verdicts' rationale, reasoning and raw output (second opinions too), the
+        appeal statement, effects' reasons. Statements of appeals filed before the cutoff go
+        too, whenever their case was purged. Rule ids, statuses and decisions stay. Returns
+        how many cases lost their text; the removed content is unrecoverable from storage.
+        """
         ...
 
 
@@ -348,6 +381,32 @@ class JobMemory(Protocol):
     async def clear_alert(self, platform: str, server_id: str) -> None: ...
 
 
+class PrivacyRepository(Protocol):
+    """Data-subject requests: one member's records found, exported and erased."""
+
+    async def member_servers(self, platform: str, user_id: str) -> list[str]:
+        """Servers of the platform holding the member's messages, cases, appeals, decisions or changes."""
+        ...
+
+    async def member_records(self, platform: str, server_id: str, user_id: str) -> MemberRecords: ...
+
+    async def erase_member(self, platform: str, server_id: str, user_id: str, at: datetime) -> ErasureCounts:
+        """Remove the member's texts and replace their id by ERASED_MEMBER, in one server.
+
+        Removed: message texts (also of messages still queued), attachment names, display
+        names and roles, the model's rationale, reasoning and raw output, appeal statements,
+        effect reasons, the notes of decisions on their cases and appeals, the address of DMs
+        to them.
+        Kept: every case, verdict (rule ids, confidence), effect and decision, with the
+        author id replaced. What the id did as a moderator is kept (accountability).
+        """
+        ...
+
+    async def scrub_free_space(self) -> None:
+        """Make what was removed unrecoverable from storage (SQLite: empty the write-ahead log)."""
+        ...
+
+
 class StatisticsRepository(Protocol):
     async def digest_counts(self, platform: str, server_id: str, start: datetime, end: datetime) -> DigestCounts: ...
 
@@ -381,6 +440,9 @@ class Repositories(Protocol):
 
     @property
     def statistics(self) -> StatisticsRepository: ...
+
+    @property
+    def privacy(self) -> PrivacyRepository: ...
 
 
 class ModerationStore(Repositories, Protocol):
@@ -431,6 +493,7 @@ class ModerationStore(Repositories, Protocol):
 
 
 __all__ = [
+    "ERASED_MEMBER",
     "AppealRepository",
     "AuditEntry",
     "AuditRepository",
@@ -442,12 +505,15 @@ __all__ = [
     "DuplicateAppeal",
     "DuplicateDecision",
     "EffectRepository",
+    "ErasureCounts",
     "HealthState",
     "JobMemory",
     "LivePolicy",
+    "MemberRecords",
     "ModerationStore",
     "PolicyContent",
     "PolicyRepository",
+    "PrivacyRepository",
     "QueueBacklog",
     "QueueItem",
     "Repositories",

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -26,6 +29,7 @@ from bot.domain import (
     CaseStatus,
     DecisionAction,
     Effect,
+    EffectKind,
     EffectOutcome,
     EffectRecord,
     FlagJoins,
@@ -39,7 +43,9 @@ from bot.domain import (
 )
 from bot.store._group_commit import GroupCommit
 from bot.store._migrations import migrate
+from bot.store._settings_rows import settings_from_row
 from bot.store.ports import (
+    ERASED_MEMBER,
     MAX_JOINED_AUTHORS,
     AuditEntry,
     CaseQuery,
@@ -47,8 +53,10 @@ from bot.store.ports import (
     Draft,
     DuplicateAppeal,
     DuplicateDecision,
+    ErasureCounts,
     HealthState,
     LivePolicy,
+    MemberRecords,
     PolicyContent,
     QueueBacklog,
     QueueItem,
@@ -56,6 +64,8 @@ from bot.store.ports import (
 )
 
 Clock = Callable[[], datetime]
+
+log = logging.getLogger(__name__)
 
 # Re-exported for callers that built on the store module before the ports existed.
 __all__ = ["LivePolicy", "QueueItem", "SqliteStore"]
@@ -78,6 +88,37 @@ _APPEAL_COLUMNS = (
 # A case counts as a strike once a person has said it violates.
 _STRIKE_STATUSES = (CaseStatus.CONFIRMED.value, CaseStatus.UPHELD.value)
 _FLAGGING = "(v.violation = 1 OR v.status = 'needs_review')"
+# Cases purged per transaction by retention.
+_PURGE_CHUNK = 500
+
+
+# The file holds members' messages and ids: readable and writable by the bot's own user only.
+PRIVATE_MODE = 0o600
+
+
+def keep_private(path: Path) -> None:
+    """Create the database file with mode 0600, and take group and other access off existing files.
+
+    SQLite creates the -wal and -shm files with the main file's mode, so they follow it.
+    A file made readable by others (by hand, or by an older modbot under umask 022) is
+    narrowed and the change logged; a file this user cannot change is only warned about.
+    """
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_MODE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if not mode & 0o077:
+            continue
+        try:
+            file.chmod(PRIVATE_MODE)
+        except OSError as exc:
+            log.warning("%s is readable by others (mode %o) and cannot be narrowed: %s", file, mode, exc)
+        else:
+            log.warning(
+                "%s was readable by others (mode %o); now %o, as the bot's data is private", file, mode, PRIVATE_MODE
+            )
 
 
 def _at(value: datetime) -> str:
@@ -127,6 +168,7 @@ class _Repositories:
         self.audit = SqliteAudit(db)
         self.jobs = SqliteJobMemory(db)
         self.statistics = SqliteStatistics(db)
+        self.privacy = SqlitePrivacy(db)
 
 
 class SqliteStore(_Repositories):
@@ -141,6 +183,8 @@ class SqliteStore(_Repositories):
         self._decisions = GroupCommit(self.raw_transaction, self._write_decisions)
         self._outcomes = GroupCommit(self.raw_transaction, self._write_outcomes)
         self._claims = GroupCommit(self.raw_transaction, self._write_claims)
+        # (platform, server, stored JSON) of settings rows whose repair was logged already.
+        self.settings_repairs_logged: set[tuple[str, str, str]] = set()
         super().__init__(_Db(self, None))
 
     @classmethod
@@ -148,6 +192,7 @@ class SqliteStore(_Repositories):
         path = Path(path)
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
+            keep_private(path)
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -156,6 +201,9 @@ class SqliteStore(_Repositories):
             # can lose the last transactions. FULL would fsync every commit.
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.execute("PRAGMA foreign_keys = ON")
+            # Deleted and overwritten content is zeroed in the file, so that text removed by
+            # retention or erasure is gone from the disk too, not left in free space.
+            await conn.execute("PRAGMA secure_delete = ON")
             await migrate(conn)
         except BaseException:
             await conn.close()
@@ -180,6 +228,11 @@ class SqliteStore(_Repositories):
                 await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
+
+    async def truncate_wal(self) -> None:
+        """Copy the write-ahead log into the file and empty it: removed text leaves no old page behind there."""
+        async with self._tx_lock:
+            await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_Repositories]:
@@ -335,6 +388,27 @@ class SqliteStore(_Repositories):
             )
 
 
+async def _redact_copies_of_text(conn: aiosqlite.Connection, case_ids: Sequence[str]) -> None:
+    """Remove what repeats or paraphrases the cases' message text; keep rule ids, statuses and decisions.
+
+    The copies: the model's rationale, reasoning and raw output (first pass and second
+    opinions), the appeal's statement, and each effect's reason (a flag's reason is the
+    rationale). Adding a column that holds message text means adding it here.
+    """
+    marks = ",".join("?" * len(case_ids))
+    await conn.execute(
+        "UPDATE verdicts SET rationale = '', reasoning = '', raw_output = NULL"
+        f" WHERE case_id IN ({marks}) AND (rationale != '' OR reasoning != '' OR raw_output IS NOT NULL)",
+        case_ids,
+    )
+    await conn.execute(f"UPDATE appeals SET statement = '' WHERE case_id IN ({marks}) AND statement != ''", case_ids)
+    await conn.execute(
+        "UPDATE effects SET effect = json_set(effect, '$.reason', '')"
+        f" WHERE case_id IN ({marks}) AND json_extract(effect, '$.reason') != ''",
+        case_ids,
+    )
+
+
 async def _claim(conn: aiosqlite.Connection, case_id: str, seq: int, ts: str) -> bool:
     cur = await conn.execute(
         "UPDATE effects SET outcome = 'started', updated_at = ? WHERE case_id = ? AND seq = ? AND outcome = 'pending'",
@@ -454,6 +528,9 @@ class SqliteCases:
             params += statuses
         if query.text_retained is not None:
             where.append("c.text IS NOT NULL" if query.text_retained else "c.text IS NULL")
+        if query.author_id is not None:
+            where.append("c.author_id = ?")
+            params.append(query.author_id)
         order = "c.created_at DESC, c.rowid DESC" if query.newest_first else "c.rowid"
         return await self._load("WHERE " + " AND ".join(where), params, order=order, limit=query.limit)
 
@@ -517,20 +594,47 @@ class SqliteCases:
 
     async def servers_with_text(self) -> list[tuple[str, str]]:
         rows = await self._db.fetchall(
-            "SELECT DISTINCT platform, server_id FROM cases WHERE text IS NOT NULL ORDER BY platform, server_id"
+            "SELECT platform, server_id FROM cases WHERE text IS NOT NULL"
+            # An appeal filed after its case's text was purged still holds the author's words.
+            " UNION SELECT c.platform, c.server_id FROM appeals a JOIN cases c ON c.id = a.case_id"
+            " WHERE a.statement != '' ORDER BY 1, 2"
         )
         return [(r[0], r[1]) for r in rows]
 
     async def purge_text(self, platform: str, server_id: str, created_before: datetime, at: datetime) -> int:
-        async with self._db.writing() as conn:
-            cur = await conn.execute(
-                "UPDATE cases SET text = NULL, text_purged_at = ? WHERE platform = ? AND server_id = ?"
-                " AND text IS NOT NULL AND created_at < ?",
-                (_at(at), platform, server_id, _at(created_before)),
+        case_ids = [
+            str(r[0])
+            for r in await self._db.fetchall(
+                "SELECT id FROM cases WHERE platform = ? AND server_id = ? AND text IS NOT NULL AND created_at < ?",
+                (platform, server_id, _at(created_before)),
             )
-            count = cur.rowcount
+        ]
+        purged = 0
+        # A transaction per chunk: a first purge of months of cases (after an upgrade) must not
+        # hold the write lock for a minute while the bot's intake waits behind it.
+        for start in range(0, len(case_ids), _PURGE_CHUNK):
+            chunk = case_ids[start : start + _PURGE_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            async with self._db.writing() as conn:
+                cur = await conn.execute(
+                    f"UPDATE cases SET text = NULL, text_purged_at = ? WHERE id IN ({marks}) AND text IS NOT NULL",
+                    (_at(at), *chunk),
+                )
+                purged += cur.rowcount
+                await cur.close()
+                await _redact_copies_of_text(conn, chunk)
+        async with self._db.writing() as conn:
+            # The statement of an appeal filed after its case was purged: kept no longer than text is.
+            cur = await conn.execute(
+                "UPDATE appeals SET statement = '' WHERE statement != '' AND created_at < ? AND case_id IN"
+                " (SELECT id FROM cases WHERE platform = ? AND server_id = ?)",
+                (_at(created_before), platform, server_id),
+            )
+            statements = cur.rowcount
             await cur.close()
-        return int(count)
+        if (purged or statements) and not self._db.in_transaction:
+            await self._db.store.truncate_wal()
+        return purged
 
     async def _load(
         self, clause: str, params: Sequence[Any], *, order: str = "c.rowid", limit: int | None = None, offset: int = 0
@@ -991,7 +1095,7 @@ class SqliteSettings:
         row = await self._db.fetchone(
             "SELECT settings FROM server_settings WHERE platform = ? AND server_id = ?", (platform, server_id)
         )
-        return ServerSettings.model_validate_json(row[0]) if row else None
+        return self._settings(platform, server_id, row[0]) if row else None
 
     async def put(self, settings: ServerSettings, at: datetime) -> None:
         async with self._db.writing() as conn:
@@ -1003,8 +1107,25 @@ class SqliteSettings:
             )
 
     async def every(self) -> list[ServerSettings]:
-        rows = await self._db.fetchall("SELECT settings FROM server_settings ORDER BY platform, server_id")
-        return [ServerSettings.model_validate_json(r[0]) for r in rows]
+        rows = await self._db.fetchall(
+            "SELECT platform, server_id, settings FROM server_settings ORDER BY platform, server_id"
+        )
+        return [self._settings(r[0], r[1], r[2]) for r in rows]
+
+    def _settings(self, platform: str, server_id: str, raw: str) -> ServerSettings:
+        # A row today's ranges refuse (written before they existed) is read repaired, so that it
+        # breaks neither this server's messages nor any job of the others; said once in the log.
+        settings, repairs = settings_from_row(platform, server_id, raw)
+        if repairs and (platform, server_id, raw) not in self._db.store.settings_repairs_logged:
+            self._db.store.settings_repairs_logged.add((platform, server_id, raw))
+            log.warning(
+                "stored settings of %s server %r are out of today's ranges and were read repaired (%s);"
+                " set them again with `modbot settings set` to store valid values",
+                platform,
+                server_id,
+                "; ".join(repairs),
+            )
+        return settings
 
 
 class SqliteAudit:
@@ -1181,3 +1302,109 @@ class SqliteStatistics:
             appeals_filed=int(filed[0]) if filed else 0,
             latencies_ms=latencies,
         )
+
+
+# ---------------------------------------------------------------- data-subject requests
+
+# Effects whose reference is the address of a DM to the author.
+_DM_TO_AUTHOR = (EffectKind.NOTIFY_AUTHOR.value, EffectKind.NOTIFY_APPEAL_OUTCOME.value)
+# A queued or decided Message as JSON, made anonymous: no text, name, roles or attachment names.
+_ANONYMOUS_MESSAGE = (
+    "json_set(message, '$.text', '', '$.author.id', ?, '$.author.name', '', '$.author.roles', json('[]'),"
+    " '$.attachments', json('[]'))"
+)
+
+
+class SqlitePrivacy:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def member_servers(self, platform: str, user_id: str) -> list[str]:
+        rows = await self._db.fetchall(
+            "SELECT server_id FROM cases WHERE platform = ? AND author_id = ?"
+            " UNION SELECT server_id FROM queue WHERE state != 'done' AND platform = ? AND message IS NOT NULL"
+            " AND json_extract(message, '$.author.id') = ?"
+            " UNION SELECT server_id FROM human_decisions WHERE platform = ? AND moderator_id = ?"
+            " UNION SELECT server_id FROM audit_log WHERE platform = ? AND actor = ? ORDER BY 1",
+            (platform, user_id) * 4,
+        )
+        return [str(r[0]) for r in rows]
+
+    async def member_records(self, platform: str, server_id: str, user_id: str) -> MemberRecords:
+        cases = await SqliteCases(self._db)._load(
+            "WHERE c.platform = ? AND c.server_id = ? AND c.author_id = ?",
+            (platform, server_id, user_id),
+            order="c.created_at, c.rowid",
+        )
+        appeals = await SqliteAppeals(self._db)._load(
+            "JOIN cases c ON c.id = a.case_id WHERE c.platform = ? AND c.server_id = ? AND a.author_id = ?",
+            (platform, server_id, user_id),
+        )
+        decisions: list[HumanDecision] = []
+        ids = [c.id for c in cases]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = await self._db.fetchall(
+                f"SELECT {_DECISION_COLUMNS} FROM human_decisions WHERE case_id IN ({','.join('?' * len(chunk))})"
+                " ORDER BY id",
+                chunk,
+            )
+            decisions += [_decision(r) for r in rows]
+        queued = await self._db.fetchall(
+            "SELECT message FROM queue WHERE state != 'done' AND platform = ? AND server_id = ?"
+            " AND message IS NOT NULL AND case_id IS NULL AND json_extract(message, '$.author.id') = ? ORDER BY id",
+            (platform, server_id, user_id),
+        )
+        return MemberRecords(
+            cases=tuple(cases),
+            appeals=tuple(appeals),
+            decisions=tuple(sorted(decisions, key=lambda d: d.id)),
+            queued=tuple(Message.model_validate_json(r[0]) for r in queued),
+        )
+
+    async def erase_member(self, platform: str, server_id: str, user_id: str, at: datetime) -> ErasureCounts:
+        async with self._db.writing() as conn:
+            async with conn.execute(
+                "SELECT id FROM cases WHERE platform = ? AND server_id = ? AND author_id = ?",
+                (platform, server_id, user_id),
+            ) as cur:
+                case_ids = [str(r[0]) for r in await cur.fetchall()]
+            appeals = decisions = 0
+            for start in range(0, len(case_ids), 500):
+                chunk = case_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                await _redact_copies_of_text(conn, chunk)
+                await conn.execute(
+                    f"UPDATE cases SET author_id = ?, text = NULL, text_purged_at = COALESCE(text_purged_at, ?),"
+                    f" message = {_ANONYMOUS_MESSAGE} WHERE id IN ({marks})",
+                    (ERASED_MEMBER, _at(at), ERASED_MEMBER, *chunk),
+                )
+                # A platform's detail may name the member ("sent to U123"); a DM's reference is its address.
+                await conn.execute(
+                    "UPDATE effects SET detail = replace(detail, ?, ?),"
+                    f" reference = CASE WHEN kind IN (?, ?) THEN NULL ELSE reference END WHERE case_id IN ({marks})",
+                    (user_id, ERASED_MEMBER, *_DM_TO_AUTHOR, *chunk),
+                )
+                cur = await conn.execute(
+                    f"UPDATE appeals SET author_id = ?, note = '' WHERE case_id IN ({marks})", (ERASED_MEMBER, *chunk)
+                )
+                appeals += cur.rowcount
+                await cur.close()
+                cur = await conn.execute(f"UPDATE human_decisions SET note = '' WHERE case_id IN ({marks})", chunk)
+                decisions += cur.rowcount
+                await cur.close()
+            # Messages accepted but not judged yet are judged later as an empty message of nobody;
+            # those decided but with effects under way keep only what the effects need.
+            async with conn.execute(
+                f"UPDATE queue SET message = {_ANONYMOUS_MESSAGE} WHERE platform = ? AND server_id = ?"
+                # Only open items hold a message: their partial index spares a scan of every done row.
+                " AND state != 'done' AND message IS NOT NULL AND json_extract(message, '$.author.id') = ?"
+                " RETURNING case_id",
+                (ERASED_MEMBER, platform, server_id, user_id),
+            ) as cur:
+                queued = sum(1 for r in await cur.fetchall() if r[0] is None)
+        return ErasureCounts(cases=len(case_ids), appeals=appeals, decisions=decisions, queued=queued)
+
+    async def scrub_free_space(self) -> None:
+        if not self._db.in_transaction:
+            await self._db.store.truncate_wal()

@@ -39,6 +39,7 @@ from bot.workflow.policies import (
 )
 from bot.workflow.ports import Clock, ConfigChanged, ModChannel, ModelProbe
 from bot.workflow.preview import PreviewChange, PreviewReport, Previews
+from bot.workflow.privacy import Erasure, MemberData, MemberDataRequests
 from bot.workflow.reminders import remind_waiting_appeals
 from bot.workflow.reports import Reports
 from bot.workflow.retention import purge_message_text
@@ -62,11 +63,14 @@ __all__ = [
     "DecisionOutcome",
     "Digest",
     "Draft",
+    "Erasure",
     "HealthReport",
     "HealthState",
     "HumanDecision",
     "JobIntervals",
     "Labels",
+    "MemberData",
+    "MemberDataRequests",
     "ModChannel",
     "ModelOutage",
     "ModelProbe",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from bot.domain import EffectOutcome, EffectResult, ServerSettings
 from bot.notices import Notice
@@ -14,6 +15,27 @@ log = logging.getLogger(__name__)
 
 # Whether a platform's adapter runs in this process (only its servers' notices can be posted).
 Runs = Callable[[str], bool]
+T = TypeVar("T")
+
+
+async def each_server(
+    job: str, servers: Iterable[ServerSettings], work: Callable[[ServerSettings], Awaitable[T | None]]
+) -> list[T]:
+    """Run a job's work for each server; one server's failure is logged and the job goes on.
+
+    Whatever one server's settings or data do to its own run, every other server still gets
+    its reminders, digest and alerts; the failed one is tried again at the job's next run.
+    """
+    done: list[T] = []
+    for server in servers:
+        try:
+            result = await work(server)
+        except Exception:
+            log.exception("%s failed for %s server %r; the other servers go on", job, server.platform, server.server_id)
+            continue
+        if result is not None:
+            done.append(result)
+    return done
 
 
 async def servers_to_notify(store: ModerationStore, runs: Runs) -> list[ServerSettings]:
@@ -26,5 +48,5 @@ async def post(channel: ModChannel, server: ServerSettings, notice: Notice) -> E
     try:
         return await channel.post(server, notice)
     except Exception as exc:
-        log.warning("posting %s to server %s failed: %s", notice.kind, server.server_id, type(exc).__name__)
+        log.warning("posting %s to server %r failed: %s", notice.kind, server.server_id, type(exc).__name__)
         return EffectResult(outcome=EffectOutcome.FAILED, detail=f"{type(exc).__name__}: {exc}"[:300])

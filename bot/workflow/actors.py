@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.domain import Case, Frozen, ServerSettings
+from bot.domain import Case, Frozen, ServerSettings, ValidText
 from bot.store.ports import Repositories
 from bot.workflow.errors import NotAuthorised, NotFound
 
@@ -17,10 +17,11 @@ class Actor(Frozen):
     (appeal); moderators act from their server.
     """
 
-    id: str
-    platform: str
-    server_id: str | None
-    roles: tuple[str, ...] = ()
+    # Ids as the platform delivered them, made valid text (they are stored with decisions).
+    id: ValidText
+    platform: ValidText
+    server_id: ValidText | None
+    roles: tuple[ValidText, ...] = ()
     is_admin: bool = False
 
     def where(self) -> tuple[str, str]:
@@ -34,7 +35,8 @@ class Actor(Frozen):
 
 
 def is_moderator(actor: Actor, settings: ServerSettings) -> bool:
-    return is_admin(actor, settings) or bool(set(actor.roles) & set(settings.moderator_role_ids))
+    named = actor.id in settings.moderator_user_ids
+    return is_admin(actor, settings) or named or bool(set(actor.roles) & set(settings.moderator_role_ids))
 
 
 def is_admin(actor: Actor, settings: ServerSettings) -> bool:
@@ -50,7 +52,7 @@ def require_moderator(actor: Actor, settings: ServerSettings, action: str) -> No
     raise NotAuthorised(
         f"{actor.id} may not {action} on server {settings.server_id}: that needs one of the "
         f"moderator roles ({roles}) or admin rights. Ask an admin to add your role to the server's "
-        "moderator roles (the setting moderator_role_ids)."
+        "moderator roles (the setting moderator_role_ids), or you to its moderators (moderator_user_ids)."
     )
 
 

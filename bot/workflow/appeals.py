@@ -28,7 +28,8 @@ from bot.notices import AppealFiled, AppealView
 from bot.observability.logs import bound_case
 from bot.platforms import PlatformRouter
 from bot.ports import Classifier, EffectSink, ModChannel
-from bot.store.ports import DuplicateAppeal, DuplicateDecision, ModerationStore
+from bot.sanitise import valid_text
+from bot.store.ports import CaseQuery, DuplicateAppeal, DuplicateDecision, ModerationStore
 from bot.workflow import escalation
 from bot.workflow.actors import Actor, require_moderator, require_same_server, settings_for, settings_or_default
 from bot.workflow.decisions import (
@@ -80,7 +81,8 @@ class Appeals:
         From a surface with no server (a DM button) the case's server is the one; only the
         author of the message may appeal, wherever they act from.
         """
-        statement = statement.strip()
+        # From a DM's modal: lone surrogates or NUL would fail the store, not the member.
+        statement = valid_text(statement).strip()
         if not statement:
             raise Refused("the appeal needs a statement: say why the decision is wrong (up to 1,000 characters)")
         if len(statement) > MAX_STATEMENT_CHARS:
@@ -177,6 +179,31 @@ class Appeals:
             settings = await settings_or_default(self.store, case.message.platform, case.message.server_id)
             require_moderator(actor, settings, "see appeals")
         return await self._view(case_id)
+
+    async def appealable(self, actor: Actor, limit: int = 10) -> list[Case]:
+        """The actor's own recent cases in the server where they act, that they may appeal, newest first.
+
+        Only cases the author was told about or acted upon (a notice, even one their closed
+        DMs refused; a deletion; a time-out): a flag moderators have not acted on stays
+        theirs. Never a case flagged only for support (its notice offers help, not an appeal).
+        """
+        platform, server_id = actor.where()
+        query = CaseQuery(
+            platform=platform,
+            server_id=server_id,
+            author_id=actor.id,
+            statuses=APPEALABLE,
+            newest_first=True,
+            limit=max(limit * 5, 50),  # some are left out below
+        )
+        found: list[Case] = []
+        for case in await self.store.cases.find(query):
+            if not _author_knows(case) or support_only(case.verdicts, await policy_briefs(self.store, case)):
+                continue
+            found.append(case)
+            if len(found) == limit:
+                break
+        return found
 
     async def waiting(self, actor: Actor) -> list[AppealView]:
         settings = await settings_for(self.store, actor)
@@ -314,6 +341,17 @@ def _reversals(case: Case, now: datetime, actor: Actor) -> tuple[list[Effect], l
         elif rec.effect.kind is EffectKind.DELETE:
             notes.append("the message was deleted and cannot be restored")
     return lifts[:1], notes
+
+
+def _author_knows(case: Case) -> bool:
+    """Whether the author was told of the case (or tried to be) or saw something done to their message."""
+    for record in case.effects:
+        kind, outcome = record.effect.kind, record.outcome
+        if kind is EffectKind.NOTIFY_AUTHOR and outcome in (EffectOutcome.DONE, EffectOutcome.FAILED):
+            return True
+        if kind in (EffectKind.DELETE, EffectKind.TIMEOUT) and outcome is EffectOutcome.DONE:
+            return True
+    return False
 
 
 def _appealed_before(case_id: str, filed_at: datetime) -> Refused:

@@ -10,7 +10,7 @@ from bot.domain import ServerSettings
 from bot.evaluation.shadow import shadow_report
 from bot.notices import Digest, PolicyCount
 from bot.store.ports import ModerationStore
-from bot.workflow._notify import Runs, post, servers_to_notify
+from bot.workflow._notify import Runs, each_server, post, servers_to_notify
 from bot.workflow.ports import ModChannel
 
 # A digest missed at its hour (the bot was down) is still sent this long after it.
@@ -59,19 +59,20 @@ async def build_digest(store: ModerationStore, platform: str, server_id: str, st
 
 async def send_due_digests(store: ModerationStore, channel: ModChannel, now: datetime, runs: Runs) -> list[Digest]:
     """Each server's digest for the 24 hours up to its digest hour, once a day."""
-    sent: list[Digest] = []
-    for server in await servers_to_notify(store, runs):
+
+    async def send(server: ServerSettings) -> Digest | None:
         if not server.digest_enabled:
-            continue
+            return None
         due = digest_time(server, now)
         if not due <= now < due + CATCH_UP:
-            continue
+            return None
         day = due.date().isoformat()
         # Claimed before posting: a second process or a re-run cannot send it twice.
         if not await store.jobs.claim_digest(server.platform, server.server_id, day, now):
-            continue
+            return None
         digest = await build_digest(store, server.platform, server.server_id, due - timedelta(days=1), due)
         result = await post(channel, server, digest)
         await store.jobs.set_digest_outcome(server.platform, server.server_id, day, result.outcome.value)
-        sent.append(digest)
-    return sent
+        return digest
+
+    return await each_server("the digest", await servers_to_notify(store, runs), send)

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 import httpx
 import ollama
 
+from bot.domain import ServerSettings
 from bot.notices import ModelOutage, ModelRecovered, Notice
 from bot.store.ports import HealthState, ModerationStore
-from bot.workflow._notify import Runs, post, servers_to_notify
+from bot.workflow._notify import Runs, each_server, post, servers_to_notify
 from bot.workflow.ports import ModChannel, ModelProbe
 
 __all__ = ["HealthReport", "HealthState", "OllamaProbe", "probe_model"]
@@ -73,28 +74,35 @@ async def probe_model(
             log.warning("model health probe failed, an outage may be starting: %s", problem)
         failing_since = state.failing_since or now
         state = HealthState(failing_since=failing_since, healthy_since=None, last_problem=problem)
-        for server in servers:
+
+        async def alert(server: ServerSettings) -> tuple[str, Notice] | None:
             if (server.platform, server.server_id) in alerted:
-                continue
-            if now - failing_since >= timedelta(minutes=server.health_alert_after_minutes):
-                outage = ModelOutage(since=failing_since, problem=problem)
-                # Recorded before posting: whatever the post does, the alert is never repeated.
-                await store.jobs.mark_alerted(server.platform, server.server_id, now)
-                await post(channel, server, outage)
-                posted.append((server.server_id, outage))
+                return None
+            if now - failing_since < timedelta(minutes=server.health_alert_after_minutes):
+                return None
+            outage = ModelOutage(since=failing_since, problem=problem)
+            # Recorded before posting: whatever the post does, the alert is never repeated.
+            await store.jobs.mark_alerted(server.platform, server.server_id, now)
+            await post(channel, server, outage)
+            return (server.server_id, outage)
+
+        posted += await each_server("the model outage alert", servers, alert)
     elif state.failing_since is not None:
         healthy_since = state.healthy_since or now
+        outage_started = state.failing_since
         remaining = set(alerted)
-        for server in servers:
+
+        async def all_clear(server: ServerSettings) -> tuple[str, Notice] | None:
             key = (server.platform, server.server_id)
-            if key not in alerted:
-                continue
-            if now - healthy_since >= timedelta(minutes=server.health_clear_after_minutes):
-                recovered = ModelRecovered(outage_started=state.failing_since, recovered_at=healthy_since)
-                await store.jobs.clear_alert(*key)
-                await post(channel, server, recovered)
-                posted.append((server.server_id, recovered))
-                remaining.discard(key)
+            if key not in alerted or now - healthy_since < timedelta(minutes=server.health_clear_after_minutes):
+                return None
+            recovered = ModelRecovered(outage_started=outage_started, recovered_at=healthy_since)
+            await store.jobs.clear_alert(*key)
+            await post(channel, server, recovered)
+            remaining.discard(key)
+            return (server.server_id, recovered)
+
+        posted += await each_server("the model all-clear", servers, all_clear)
         # Servers that lost their mod channel meanwhile are forgotten rather than kept alerted;
         # those of a platform not running here keep their alert for the process that runs it.
         known = {(s.platform, s.server_id) for s in await store.settings.every() if s.mod_channel_id}

@@ -40,8 +40,13 @@ class Labels:
 
 
 def label_record(case: Case, decision: HumanDecision, appeal: Appeal | None) -> dict[str, Any]:
-    """One label. Author ids are left out: labels need no identity."""
+    """One label. Author ids are left out: labels need no identity.
+
+    Once retention has purged the case, the label keeps the rule ids and the decisions but
+    no words that may quote the message: no text, rationale, reasoning or appeal statement.
+    """
     main = primary_verdict(case.verdicts)
+    purged = case.text_purged_at is not None
     record: dict[str, Any] = {
         "decision_id": decision.id,
         "case_id": case.id,
@@ -49,7 +54,8 @@ def label_record(case: Case, decision: HumanDecision, appeal: Appeal | None) -> 
         "server_id": case.message.server_id,
         "channel_id": case.message.channel_id,
         "message_id": case.message.message_id,
-        "text": None if case.text_purged_at else case.message.text,
+        "text": None if purged else case.message.text,
+        "text_purged_at": case.text_purged_at.isoformat() if case.text_purged_at else None,
         "policy": main.policy if main else None,
         "policy_version": main.policy_version if main else None,
         "model_verdict": main.summary() if main else None,
@@ -65,7 +71,7 @@ def label_record(case: Case, decision: HumanDecision, appeal: Appeal | None) -> 
     }
     if appeal is not None:
         record["appeal"] = {
-            "statement": appeal.statement,
+            "statement": None if purged or not appeal.statement else appeal.statement,
             "second_opinion": [v.summary() for v in appeal.second_opinion],
         }
     return record

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from bot.domain import ServerSettings
 from bot.notices import AppealReminder, WaitingAppeal
 from bot.store.ports import ModerationStore
-from bot.workflow._notify import Runs, post, servers_to_notify
+from bot.workflow._notify import Runs, each_server, post, servers_to_notify
 from bot.workflow.ports import ModChannel
 
 
@@ -14,13 +15,12 @@ async def remind_waiting_appeals(
     store: ModerationStore, channel: ModChannel, now: datetime, runs: Runs
 ) -> list[AppealReminder]:
     """One notice per server listing its overdue appeals; each appeal at most once per limit period."""
-    sent: list[AppealReminder] = []
-    for server in await servers_to_notify(store, runs):
-        limit = timedelta(hours=server.appeal_reminder_hours)
-        due_before = now - limit
+
+    async def remind(server: ServerSettings) -> AppealReminder | None:
+        due_before = now - timedelta(hours=server.appeal_reminder_hours)
         due = await store.jobs.appeals_to_remind(server.platform, server.server_id, due_before, due_before)
         if not due:
-            continue
+            return None
         waiting = tuple(
             WaitingAppeal(
                 case_id=a.case_id,
@@ -34,5 +34,6 @@ async def remind_waiting_appeals(
         # Recorded whether or not the post worked: a broken channel must not be retried every run.
         await store.jobs.mark_reminded([w.appeal_id for w in waiting], now)
         await post(channel, server, notice)
-        sent.append(notice)
-    return sent
+        return notice
+
+    return await each_server("appeal reminders", await servers_to_notify(store, runs), remind)

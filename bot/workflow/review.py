@@ -20,6 +20,7 @@ from bot.domain import (
 from bot.effect_runner import carry_out, policy_briefs, support_only
 from bot.platforms import PlatformRouter
 from bot.ports import EffectSink
+from bot.sanitise import valid_text
 from bot.store.ports import CaseQuery, DuplicateDecision, ModerationStore
 from bot.workflow import escalation
 from bot.workflow.actors import Actor, require_moderator, require_same_server, settings_for, settings_or_default
@@ -50,7 +51,9 @@ class DecisionOutcome(Frozen):
 
 
 def check_note(note: str) -> str:
-    note = note.strip()
+    # From a platform's modal or the command line: may hold lone surrogates or NUL, which
+    # neither the store nor pydantic's length check accept.
+    note = valid_text(note).strip()
     if len(note) > MAX_NOTE_CHARS:
         raise Refused(f"the note is {len(note)} characters; the limit is {MAX_NOTE_CHARS}: shorten it")
     return note

@@ -5,17 +5,48 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from bot.domain import ServerSettings, utcnow
+from bot.domain import ServerSettings, setting_range, utcnow
 from bot.platforms import PlatformCatalog
+from bot.sanitise import safe_inline
 from bot.store.ports import AuditEntry, ModerationStore
 from bot.workflow.actors import Actor, require_admin, require_moderator, settings_for
 from bot.workflow.errors import Refused
 from bot.workflow.ports import Clock, ConfigChanged
 
 # Who may act is for admins to decide: a moderator must not be able to make more moderators.
-ADMIN_ONLY = frozenset({"moderator_role_ids", "admin_user_ids"})
+ADMIN_ONLY = frozenset({"moderator_role_ids", "moderator_user_ids", "admin_user_ids"})
 FIXED = frozenset({"platform", "server_id"})
+_OUT_OF_RANGE = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than"})
+
+
+def settings_problem(error: ErrorDetails) -> str:
+    """One validation error as the admin who typed the value can act on it: the range, or how to quote."""
+    loc = tuple(error["loc"])
+    where = _where(loc)
+    got = _shown(error.get("input"))
+    bounds = setting_range(loc)
+    if bounds is not None and bounds.low is not None and bounds.high is not None:
+        unit = f" ({bounds.unit})" if bounds.unit else ""
+        wrong = "is out of range" if error["type"] in _OUT_OF_RANGE else "is not a whole number"
+        return f"{where}={got} {wrong}: give a whole number from {bounds.low} to {bounds.high}{unit}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] in ("tuple_type", "list_type"):
+        return f'{where}: give a JSON list, e.g. {where}=\'["first", "second"]\' (got {got})'
+    return f"{where}: {message} (got {got})"
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    where = ""
+    for part in loc:
+        where += f"[{part}]" if isinstance(part, int) else f"{'.' if where else ''}{part}"
+    return where or "settings"
+
+
+def _shown(value: object) -> str:
+    # The value is echoed back wherever the refusal is shown (a chat reply): one line, no pings.
+    return safe_inline(repr(value), 80)
 
 
 class ServerSettingsService:
@@ -56,10 +87,7 @@ class ServerSettingsService:
         try:
             updated = ServerSettings.model_validate({**current.model_dump(), **changes})
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']} (got {e.get('input')!r})"
-                for e in exc.errors()
-            )
+            problems = "; ".join(dict.fromkeys(settings_problem(e) for e in exc.errors()))
             raise Refused(f"settings not changed: {problems}") from exc
         if self.catalog.names and self.catalog.get(updated.platform) is None:
             raise Refused(f"no platform named {updated.platform!r}; platforms are {', '.join(self.catalog.names)}")

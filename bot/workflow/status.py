@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.domain import Frozen
 from bot.platforms import PlatformRouter
+from bot.sanitise import safe_inline
 from bot.store.ports import HealthState, ModerationStore
 
 
@@ -28,8 +29,10 @@ class StatusReport(Frozen):
 
     def lines(self) -> list[str]:
         queue = ", ".join(f"{n} {state}" for state, n in sorted(self.queue.items())) or "empty"
+        # The probe's problem quotes the model server's answer, and servers' ids are the platforms':
+        # shown inert, on their own line.
         model = (
-            f"failing since {self.model.failing_since:%Y-%m-%d %H:%M} UTC: {self.model.last_problem}"
+            f"failing since {self.model.failing_since:%Y-%m-%d %H:%M} UTC: {safe_inline(self.model.last_problem, 300)}"
             if self.model.failing_since
             else "healthy (as last probed)"
         )
@@ -43,7 +46,7 @@ class StatusReport(Frozen):
         for p in self.platforms:
             out.append(f"platform {p.platform}: {'running' if p.running else 'not running in this process'}")
             out += [f"  limit: {limit}" for limit in p.limits]
-            out += [f"  settings: {problem}" for problem in p.misconfigured]
+            out += [f"  settings: {safe_inline(problem, 500)}" for problem in p.misconfigured]
         return out
 
 

@@ -9,6 +9,8 @@ way an admin would: through DISCORD_TOKEN and MODBOT_DISCORD_* in the environmen
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +25,16 @@ from adapters.discord.buttons import ClickActor
 from adapters.discord.client import DiscordAdapter
 from adapters.discord.config import DiscordSettings
 from adapters.discord.custom_ids import CaseAction
+from adapters.discord.platform import DiscordPlatform
+from adapters.discord.replies import Reply
 from adapters.discord.sink import never_ping
-from bot.domain import Case, EffectKind, EffectRule, ServerSettings, utcnow
+from bot.app import ModbotApp
+from bot.domain import Case, EffectKind, EffectRule, Message, ServerSettings, utcnow
 from bot.pipeline import ModerationPipeline
+from bot.settings import ModbotSettings
 from bot.store.ports import PolicyContent
 from bot.store.sqlite import SqliteStore
+from tests.conftest import POLICY_DIR
 from tests.fakes.discord_fake import FakeDiscord
 from tests.helpers import ScriptedClassifier
 
@@ -92,21 +99,21 @@ class RecordingCaseActions:
         async with self.called:
             await asyncio.wait_for(self.called.wait_for(lambda: len(self.calls) >= count), timeout)
 
-    async def review(self, actor: ClickActor, case_id: str, action: CaseAction) -> str:
+    async def review(self, actor: ClickActor, case_id: str, action: CaseAction) -> Reply:
         await self._record("review", actor, case_id, action)
-        return self.answer
+        return Reply.plain(self.answer)
 
-    async def reasoning(self, actor: ClickActor, case_id: str) -> str:
+    async def reasoning(self, actor: ClickActor, case_id: str) -> Reply:
         await self._record("reasoning", actor, case_id, None)
-        return self.reasoning_text
+        return Reply.plain(self.reasoning_text)
 
-    async def appeal(self, actor: ClickActor, case_id: str, statement: str) -> str:
+    async def appeal(self, actor: ClickActor, case_id: str, statement: str) -> Reply:
         await self._record("appeal", actor, case_id, statement)
-        return "Your appeal is filed."
+        return Reply.plain("Your appeal is filed.")
 
-    async def decide_appeal(self, actor: ClickActor, case_id: str, action: CaseAction) -> str:
+    async def decide_appeal(self, actor: ClickActor, case_id: str, action: CaseAction) -> Reply:
         await self._record("decide_appeal", actor, case_id, action)
-        return self.answer
+        return Reply.plain(self.answer)
 
 
 @dataclass
@@ -146,8 +153,8 @@ class DiscordWorld:
     async def start_bot(self, **adapter_options: Any) -> DiscordAdapter:
         """Start the adapter and a pipeline feeding it, as one bot process."""
 
-        async def webhooks(server_id: str) -> bool:
-            return server_id in self.webhook_servers
+        async def webhooks(message: Message) -> bool:
+            return message.server_id in self.webhook_servers
 
         options: dict[str, Any] = {
             "case_actions": self.actions,
@@ -228,3 +235,123 @@ async def world(
 async def running(world: DiscordWorld) -> DiscordWorld:
     await world.start_bot()
     return world
+
+
+# ---------------------------------------------------------------- the whole bot: the app and the adapter
+
+
+@dataclass
+class ScriptedProbe:
+    """The ModelProbe port: the model answers unless a test names a problem."""
+
+    problem: str | None = None
+
+    async def check(self) -> str | None:
+        return self.problem
+
+
+@dataclass
+class BotProcess:
+    """One bot process as `modbot run` assembles it, in this test's loop: the launcher's Discord entry
+    (`adapters.discord.platform.connect` and `serve`), the app from `bootstrap`, a SQLite file.
+
+    The classifier is the scripted one (flags "idiot"); everything else is the production code.
+    `restart()` ends the process's connection and app and starts new ones on the same database.
+    """
+
+    fake: FakeDiscord
+    db: Path
+    classifier: ScriptedClassifier = field(default_factory=ScriptedClassifier)
+    probe: ScriptedProbe = field(default_factory=ScriptedProbe)
+    decided: DecidedCases = field(default_factory=DecidedCases)
+    platform: DiscordPlatform | None = None
+    app: ModbotApp | None = None
+    serving: asyncio.Task[None] | None = None
+
+    @property
+    def settings(self) -> ModbotSettings:
+        return ModbotSettings(db=self.db, policy_dir=POLICY_DIR, workers=2, ollama_host="http://127.0.0.1:9")
+
+    @property
+    def bot(self) -> ModbotApp:
+        assert self.app is not None
+        return self.app
+
+    @property
+    def adapter(self) -> DiscordAdapter:
+        assert self.platform is not None
+        return self.platform.adapter
+
+    async def start(self) -> ModbotApp:
+        from adapters.discord import platform as discord_platform
+        from adapters.launcher import declared_capabilities
+        from bot.bootstrap import bootstrap
+
+        self.platform = await discord_platform.connect(self.settings, os.environ)
+        store = await SqliteStore.open(self.db)
+        self.app = await bootstrap(
+            self.settings,
+            {"discord": self.platform.adapter},
+            capabilities=declared_capabilities(),
+            classifier=self.classifier,
+            store=store,
+            probe=self.probe,
+            run_jobs=False,
+        )
+        self.app.pipeline.observers.append(self.decided.observe)
+        await self.app.start()
+        self.serving = asyncio.create_task(self.platform.serve(self.app))
+        await asyncio.wait_for(self.platform.serving.wait(), 10)
+        return self.app
+
+    async def stop(self) -> None:
+        """As the launcher stops: intake's task cancelled, then the app closes (workers, then the adapter)."""
+        if self.serving is not None:
+            self.serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.serving
+            self.serving = None
+        if self.app is not None:
+            app, self.app = self.app, None
+            await app.aclose()
+        self.platform = None
+
+    async def restart(self) -> ModbotApp:
+        await self.stop()
+        return await self.start()
+
+    async def seed(self, **settings: Any) -> ServerSettings:
+        """The guild configured the way /modbot setup and /policy set would leave it, straight in the store."""
+        fake = self.fake
+        store = await SqliteStore.open(self.db)
+        try:
+            await store.policies.add_version(
+                "discord", fake.guild.id, PolicyContent(name="harassment", text=HARASSMENT), fake.guild.owner_id
+            )
+            fields: dict[str, Any] = {
+                "platform": "discord",
+                "server_id": fake.guild.id,
+                "mod_channel_id": fake.mod_log.id,
+                "moderator_role_ids": (fake.mod_role.id,),
+                "repeat_window_minutes": 0,
+                **settings,
+            }
+            saved = ServerSettings(**fields)
+            await store.settings.put(saved, utcnow())
+            return saved
+        finally:
+            await store.close()
+
+
+@pytest_asyncio.fixture
+async def bot_process(
+    fake_discord: FakeDiscord, discord_env: Callable[[], DiscordSettings], tmp_path: Path
+) -> AsyncIterator[BotProcess]:
+    process = BotProcess(fake_discord, tmp_path / "modbot.db")
+    try:
+        yield process
+    finally:
+        await process.stop()
+    assert fake_discord.unhandled == [], (
+        f"the bot called routes the local Discord does not serve: {fake_discord.unhandled}"
+    )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.discord.buttons import FAILED_REPLY, ClickActor
+from adapters.discord.buttons import ClickActor
 from adapters.discord.custom_ids import CaseAction
+from adapters.discord.replies import FAILED, Reply
 from bot.domain import EffectKind
 from tests.discord.conftest import DiscordWorld
 from tests.fakes.discord_fake import EPHEMERAL, MANAGE_GUILD, FakeDiscord, buttons
@@ -170,12 +171,12 @@ async def test_a_failure_in_the_core_is_still_answered(running: DiscordWorld) ->
     await running.configure(effects=(EffectKind.FLAG,))
     case_id, post = await flagged(running)
 
-    async def broken(actor: ClickActor, case_id: str, action: CaseAction) -> str:
+    async def broken(actor: ClickActor, case_id: str, action: CaseAction) -> Reply:
         raise RuntimeError("the store is gone")
 
     running.actions.review = broken  # type: ignore[method-assign]
     _, followup = await answered(fake, await fake.click(post, f"modbot:confirm:{case_id}", user=fake.mo))
-    assert followup["content"] == FAILED_REPLY
+    assert followup["content"] == FAILED.content
 
 
 async def test_a_click_on_a_button_that_is_not_modbots_is_left_alone(running: DiscordWorld) -> None:

@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.policy
 import itertools
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.parser import BytesParser
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.fakes.recorder import Recorder, recording_middleware, start_on_loopback
+from tests.fakes.recorder import Recorded, Recorder, recording_middleware, start_on_loopback
 
 API_PREFIX = "/api/v10"
 
@@ -170,6 +172,8 @@ class FakeChannel:
     parent_id: str | None = None
     owner_id: str | None = None  # threads
     recipient: FakeUser | None = None  # DM channels
+    # Permission overwrites by role or member id: (type 0 role / 1 member, allow, deny).
+    overwrites: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
     def payload(self) -> dict[str, Any]:
         if self.type == DM:
@@ -181,7 +185,10 @@ class FakeChannel:
             "name": self.name,
             "guild_id": self.guild_id,
             "position": 0,
-            "permission_overwrites": [],
+            "permission_overwrites": [
+                {"id": target, "type": kind, "allow": str(allow), "deny": str(deny)}
+                for target, (kind, allow, deny) in self.overwrites.items()
+            ],
             "parent_id": self.parent_id,
         }
         if self.type == FORUM:
@@ -250,6 +257,30 @@ class FakeGuild:
             role = self.roles.get(role_id)
             bits |= role.permissions if role else 0
         return ALL_PERMISSIONS if bits & ADMINISTRATOR else bits
+
+    def permissions_in(self, channel: FakeChannel, user_id: str) -> int:
+        """Permissions in a channel, by Discord's order: the guild's, then @everyone's overwrite, the
+        roles' overwrites (denies, then allows), the member's own. A thread takes its parent's."""
+        base = self.permissions_of(user_id)
+        if base & ADMINISTRATOR or user_id == self.owner_id:
+            return ALL_PERMISSIONS
+        if channel.type in THREAD_TYPES and channel.parent_id in self.channels:
+            channel = self.channels[channel.parent_id]
+        overwrites = channel.overwrites
+        member = self.members.get(user_id)
+        if self.id in overwrites:
+            _, allow, deny = overwrites[self.id]
+            base = (base & ~deny) | allow
+        role_allow = role_deny = 0
+        for role_id in member.roles if member else ():
+            if role_id in overwrites:
+                role_allow |= overwrites[role_id][1]
+                role_deny |= overwrites[role_id][2]
+        base = (base & ~role_deny) | role_allow
+        if user_id in overwrites:
+            _, allow, deny = overwrites[user_id]
+            base = (base & ~deny) | allow
+        return base
 
     def payload(self, hidden: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
         threads = [c.payload() for c in self.channels.values() if c.type in THREAD_TYPES and c.id not in hidden]
@@ -397,6 +428,7 @@ class FakeDiscord:
         self.gateway_frames_in: list[dict[str, Any]] = []
         self.unhandled: list[str] = []  # REST routes the fake does not serve
         self.hidden_threads: set[str] = set()  # left out of GUILD_CREATE: made while the bot was away
+        self.uploads: dict[str, bytes] = {}  # files members attached, by attachment id
         self._state_changed = asyncio.Condition()
         self.base = ""
         self.api_base = ""
@@ -454,6 +486,7 @@ class FakeDiscord:
         route.add_get(f"{api}/webhooks/{{app}}/{{token}}/messages/{{mid}}", self._get_webhook_message)
         route.add_patch(f"{api}/webhooks/{{app}}/{{token}}/messages/{{mid}}", self._edit_webhook_message)
         route.add_delete(f"{api}/webhooks/{{app}}/{{token}}/messages/{{mid}}", self._delete_webhook_message)
+        route.add_get("/attachments/{aid}/{filename}", self._attachment)
         route.add_route("*", f"{api}/{{tail:.*}}", self._unhandled)
         self._runner = web.AppRunner(app, access_log=None)
 
@@ -524,6 +557,14 @@ class FakeDiscord:
         role.permissions = permissions
         guild = next(g for g in self.guilds.values() if role.id in g.roles)
         await self.dispatch("GUILD_ROLE_UPDATE", {"guild_id": guild.id, "role": role.payload()}, guild_id=guild.id)
+
+    async def set_overwrite(
+        self, channel: FakeChannel, target: FakeRole | FakeUser, *, allow: int = 0, deny: int = 0
+    ) -> None:
+        """Change a channel's permissions for a role or a member, and tell the bot (CHANNEL_UPDATE)."""
+        kind = 0 if isinstance(target, FakeRole) else 1
+        channel.overwrites[target.id] = (kind, allow, deny)
+        await self.dispatch("CHANNEL_UPDATE", channel.payload(), guild_id=channel.guild_id)
 
     async def create_thread(
         self, parent: FakeChannel, name: str, *, owner: FakeUser | None = None, announce: bool = True
@@ -659,8 +700,8 @@ class FakeDiscord:
                 guild_locale="en-US",
                 context=0,
                 authorizing_integration_owners={"0": guild.id},
-                member={**member.payload(), "permissions": str(guild.permissions_of(user.id))},
-                app_permissions=str(guild.permissions_of(self.bot_user.id)),
+                member={**member.payload(), "permissions": str(guild.permissions_in(channel, user.id))},
+                app_permissions=str(guild.permissions_in(channel, self.bot_user.id)),
             )
         else:
             payload.update(
@@ -703,6 +744,102 @@ class FakeDiscord:
     ) -> dict[str, Any]:
         data = {"id": self._command_id(name), "name": name, "type": 1, "options": options or []}
         payload = self._interaction(2, data, user=user, channel=channel)
+        await self.dispatch("INTERACTION_CREATE", payload, guild_id=channel.guild_id)
+        return payload
+
+    def upload(self, filename: str, data: bytes, content_type: str = "text/markdown") -> dict[str, Any]:
+        """A file a member attaches to a command: served at its URL, as Discord's CDN serves it."""
+        attachment_id = self.snowflake()
+        self.uploads[attachment_id] = data
+        url = f"{self.base}/attachments/{attachment_id}/{filename}"
+        return {
+            "id": attachment_id,
+            "filename": filename,
+            "size": len(data),
+            "url": url,
+            "proxy_url": url,
+            "content_type": content_type,
+        }
+
+    def command_options(
+        self, path: str, values: dict[str, Any] | None = None
+    ) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+        """A command line ("policy set") and its values as Discord sends them: the name, the nested
+        options (subcommand, then values) and the resolved objects (attachments)."""
+        name, *subcommands = path.split()
+        options: list[dict[str, Any]] = []
+        resolved: dict[str, Any] = {}
+        for key, value in (values or {}).items():
+            if isinstance(value, dict) and "filename" in value:  # an upload()
+                options.append({"name": key, "type": 11, "value": value["id"]})
+                resolved.setdefault("attachments", {})[value["id"]] = value
+            elif isinstance(value, bool):
+                options.append({"name": key, "type": 5, "value": value})
+            elif isinstance(value, int):
+                options.append({"name": key, "type": 4, "value": value})
+            else:
+                options.append({"name": key, "type": 3, "value": value})
+        for sub in reversed(subcommands):
+            options = [{"name": sub, "type": 1, "options": options}]
+        return name, options, resolved
+
+    async def command(
+        self, path: str, *, user: FakeUser, channel: FakeChannel | None = None, **values: Any
+    ) -> dict[str, Any]:
+        """A member runs a slash command, e.g. command("policy set", name="harassment", user=...)."""
+        name, options, resolved = self.command_options(path, values)
+        data: dict[str, Any] = {"id": self._command_id(name), "name": name, "type": 1, "options": options}
+        if resolved:
+            data["resolved"] = resolved
+        payload = self._interaction(2, data, user=user, channel=channel or self.general)
+        await self.dispatch("INTERACTION_CREATE", payload, guild_id=(channel or self.general).guild_id)
+        return payload
+
+    async def autocomplete(
+        self, path: str, focused: str, *, user: FakeUser, channel: FakeChannel | None = None, **values: Any
+    ) -> dict[str, Any]:
+        """A member types in an option (`focused`) of a slash command: Discord asks for suggestions."""
+        name, options, _ = self.command_options(path, values)
+        innermost = options
+        while innermost and innermost[0]["type"] == 1:
+            innermost = innermost[0]["options"]
+        for option in innermost:
+            if option["name"] == focused:
+                option["focused"] = True
+        data = {"id": self._command_id(name), "name": name, "type": 1, "options": options}
+        payload = self._interaction(4, data, user=user, channel=channel or self.general)
+        await self.dispatch("INTERACTION_CREATE", payload, guild_id=(channel or self.general).guild_id)
+        return payload
+
+    async def select(
+        self, message: dict[str, Any], custom_id: str, values: list[str], *, user: FakeUser
+    ) -> dict[str, Any]:
+        """A member picks values in a select menu of a message the bot posted (roles and channels resolved)."""
+        current = self.messages.get(message["id"], message)
+        channel = self.channels[current["channel_id"]]
+        component = next(
+            (
+                c
+                for row in current.get("components") or []
+                for c in row.get("components") or []
+                if c.get("custom_id") == custom_id
+            ),
+            None,
+        )
+        component_type = component["type"] if component else 3
+        data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type, "values": values}
+        guild = self._guild_of(channel)
+        if guild is not None and component_type == 6:
+            data["resolved"] = {"roles": {v: guild.roles[v].payload() for v in values if v in guild.roles}}
+        elif guild is not None and component_type == 8:
+            data["resolved"] = {
+                "channels": {
+                    v: {**self.channels[v].payload(), "permissions": str(ALL_PERMISSIONS)}
+                    for v in values
+                    if v in self.channels
+                }
+            }
+        payload = self._interaction(3, data, user=user, channel=channel, message=current)
         await self.dispatch("INTERACTION_CREATE", payload, guild_id=channel.guild_id)
         return payload
 
@@ -805,7 +942,7 @@ class FakeDiscord:
                 return error(403, 50007, "Cannot send messages to this user")
         elif guild is not None:
             needed = VIEW_CHANNEL | (SEND_MESSAGES_IN_THREADS if channel.type in THREAD_TYPES else SEND_MESSAGES)
-            if guild.permissions_of(self.bot_user.id) & needed != needed:
+            if guild.permissions_in(channel, self.bot_user.id) & needed != needed:
                 return forbidden_missing_permissions()
         data = self.message_payload(channel, self.bot_user, body.get("content") or "")
         data.update(
@@ -850,7 +987,7 @@ class FakeDiscord:
         channel = self.channels[message["channel_id"]]
         guild = self._guild_of(channel)
         own = message["author"]["id"] == self.bot_user.id
-        if guild is not None and not own and not guild.permissions_of(self.bot_user.id) & MANAGE_MESSAGES:
+        if guild is not None and not own and not guild.permissions_in(channel, self.bot_user.id) & MANAGE_MESSAGES:
             return forbidden_missing_permissions()
         del self.messages[message["id"]]
         event = {"id": message["id"], "channel_id": channel.id}
@@ -889,6 +1026,12 @@ class FakeDiscord:
         stored = [
             {
                 **command,
+                # Discord keeps (and returns) the permissions as a string, whatever was sent.
+                "default_member_permissions": (
+                    None
+                    if command.get("default_member_permissions") is None
+                    else str(command["default_member_permissions"])
+                ),
                 "id": self.snowflake(),
                 "application_id": request.match_info["app"],
                 "version": "1",
@@ -960,17 +1103,35 @@ class FakeDiscord:
         self.messages[message["id"]] = message
         return message
 
+    async def _attachment(self, request: web.Request) -> web.Response:
+        data = self.uploads.get(request.match_info["aid"])
+        if data is None:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=data, content_type="application/octet-stream")
+
     async def _followup(self, request: web.Request) -> web.Response:
         known = self.interactions.get(request.match_info["token"])
         if known is None:
             return error(404, 10015, "Unknown Webhook")
-        body = await request.json()
+        body, files = await _body_and_files(request)
         problems = limit_problems(body)
         if problems:
             return discord_json({"message": "Invalid Form Body", "code": 50035, "errors": problems}, 400)
         channel = self.channels[known["interaction"]["channel_id"]]
         message = self._bot_message(channel, body, known["interaction"])
         message["webhook_id"] = self.app_id
+        if files:
+            message["files"] = files
+            message["attachments"] = [
+                {
+                    "id": self.snowflake(),
+                    "filename": name,
+                    "size": len(data),
+                    "url": f"{self.base}/files/{name}",
+                    "proxy_url": f"{self.base}/files/{name}",
+                }
+                for name, data in files.items()
+            ]
         await self._changed()
         return discord_json(_public(message))
 
@@ -1162,7 +1323,37 @@ class FakeDiscord:
 
 def _public(message: dict[str, Any]) -> dict[str, Any]:
     """A stored message as Discord returns it: without the fake's own bookkeeping."""
-    return {k: v for k, v in message.items() if k not in ("pings", "allowed_mentions", "edits")}
+    return {k: v for k, v in message.items() if k not in ("pings", "allowed_mentions", "edits", "files")}
+
+
+async def _body_and_files(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """A message body as JSON, or as multipart (payload_json and files[n]) when it carries files.
+
+    Parsed from the bytes (the recording middleware has read the stream already).
+    """
+    return body_and_files(request.headers.get("Content-Type", ""), await request.read())
+
+
+def request_body(recorded: Recorded) -> dict[str, Any]:
+    """A recorded message request's JSON body, whether it was sent as JSON or as multipart with files."""
+    return body_and_files(recorded.headers.get("Content-Type", ""), recorded.body)[0]
+
+
+def body_and_files(content_type: str, raw: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
+    if not content_type.startswith("multipart/form-data"):
+        return json.loads(raw), {}
+    head = f"Content-Type: {content_type}\r\n\r\n".encode()
+    parsed = BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+    body: dict[str, Any] = {}
+    files: dict[str, bytes] = {}
+    for part in parsed.iter_parts():
+        data = part.get_payload(decode=True)
+        assert isinstance(data, bytes)
+        if part.get_param("name", header="content-disposition") == "payload_json":
+            body = json.loads(data)
+        elif (filename := part.get_filename()) is not None:
+            files[filename] = data
+    return body, files
 
 
 def custom_ids(message: dict[str, Any]) -> list[str]:

@@ -10,7 +10,15 @@ is served on both verbs.
 
 Every request is recorded (tests/fakes/recorder.py), and every Web API call is also
 kept parsed (`calls`, `wait_for_call`) whatever its encoding. `fail_next` injects a
-one-shot error (a 429 with Retry-After, or any `{"ok": false}`) for one API method.
+one-shot error (a 429 with Retry-After, or any `{"ok": false}`) for one API method;
+`hold_api` makes every Web API call wait until the test releases it, so a test can show
+that an acknowledgement did not wait for any.
+
+People act as in Slack: `slash_command` builds a command's form fields, `click` presses a
+button that is really on a stored message (or on a message posted to a response_url), and
+`submit_view` submits a modal the app really opened, with the state Slack would send (the
+values typed, and the initial values of inputs left alone). Each carries a response_url
+whose posts are kept (`responses`) and a trigger id that views.open accepts.
 """
 
 from __future__ import annotations
@@ -60,6 +68,15 @@ MAX_BUTTON_VALUE = 2000
 MAX_ACTIONS_ELEMENTS = 25
 MAX_MODAL_TITLE = 24
 MAX_MESSAGE_TEXT = 40000
+# Modals and their inputs.
+MAX_MODAL_BUTTON = 24
+MAX_PRIVATE_METADATA = 3000
+MAX_INPUT_LABEL = 2000
+MAX_TEXT_INPUT = 3000
+MAX_STATIC_OPTIONS = 100
+MAX_CHOICE_OPTIONS = 10  # checkboxes and radio buttons
+MAX_OPTION_TEXT = 75
+MAX_OPTION_VALUE = 150
 
 
 def sign(secret: str, body: str | bytes, timestamp: int | str | None = None) -> dict[str, str]:
@@ -142,6 +159,16 @@ class FakeSlack:
         self.channels_without_bot: set[str] = set()
         self.messages: dict[tuple[str, str], StoredMessage] = {}
         self.views: dict[str, dict[str, Any]] = {}
+        self.usergroup_handles: dict[str, str] = {}
+        # Free workspaces have no user groups: usergroups.list then answers an error.
+        self.user_groups_available = True
+        # What the app posted to each response_url hook, in order.
+        self.responses: dict[str, list[dict[str, Any]]] = {}
+        self._responses_changed = asyncio.Condition()
+        self._hooks = itertools.count(1)
+        self._triggers: set[str] = set()
+        self._api_open = asyncio.Event()
+        self._api_open.set()
         self._ts_counter = itertools.count(1)
         self._ws: web.WebSocketResponse | None = None
         self.socket_connected = asyncio.Event()
@@ -173,6 +200,13 @@ class FakeSlack:
         user = SlackUser(user_id, name or user_id.lower(), **flags)
         self.users[user_id] = user
         return user
+
+    def add_usergroup(self, group_id: str, handle: str, members: list[str]) -> None:
+        for member in members:
+            if member not in self.users:
+                self.add_user(member)
+        self.usergroups[group_id] = list(members)
+        self.usergroup_handles[group_id] = handle
 
     def next_ts(self) -> str:
         return f"{int(time.time())}.{next(self._ts_counter):06d}"
@@ -221,6 +255,21 @@ class FakeSlack:
     def rate_limit_next(self, method: str, retry_after: int = 0, times: int = 1) -> None:
         self.fail_next(method, "ratelimited", status=429, retry_after=retry_after, times=times)
 
+    def hold_api(self) -> None:
+        """Every Web API call from now on is recorded, then waits until `release_api`."""
+        self._api_open.clear()
+
+    def release_api(self) -> None:
+        self._api_open.set()
+
+    async def wait_for_response(self, hook: str, count: int = 1, timeout: float = 5.0) -> dict[str, Any]:
+        """The `count`-th message the app posted to this response_url, once it has."""
+        async with self._responses_changed:
+            await asyncio.wait_for(
+                self._responses_changed.wait_for(lambda: len(self.responses.get(hook, ())) >= count), timeout
+            )
+            return self.responses[hook][count - 1]
+
     # ------------------------------------------------------------ the Web API
 
     async def _web_api(self, request: web.Request) -> web.StreamResponse:
@@ -237,6 +286,7 @@ class FakeSlack:
         async with self._calls_changed:
             self.calls.append(call)
             self._calls_changed.notify_all()
+        await self._api_open.wait()
         fault = next((f for f in self._faults if f.method == method and f.remaining > 0), None)
         if fault is not None:
             fault.remaining -= 1
@@ -363,8 +413,18 @@ class FakeSlack:
             raise _SlackError("no_such_subteam")
         return {"users": list(self.usergroups[group])}
 
+    def _api_usergroups_list(self, call: ApiCall) -> dict[str, Any]:
+        if not self.user_groups_available:
+            raise _SlackError("plan_upgrade_required")
+        return {
+            "usergroups": [
+                {"id": g, "team_id": TEAM_ID, "handle": self.usergroup_handles.get(g, g.lower()), "name": g}
+                for g in self.usergroups
+            ]
+        }
+
     def _api_views_open(self, call: ApiCall) -> dict[str, Any]:
-        if not call.args.get("trigger_id"):
+        if str(call.args.get("trigger_id", "")) not in self._triggers:
             raise _SlackError("invalid_trigger_id")
         return {"view": self._store_view(call.json_arg("view"), f"V{uuid.uuid4().hex[:10].upper()}")}
 
@@ -375,9 +435,9 @@ class FakeSlack:
         return {"view": self._store_view(call.json_arg("view"), view_id)}
 
     def _store_view(self, view: dict[str, Any], view_id: str) -> dict[str, Any]:
-        title = (view.get("title") or {}).get("text", "")
-        if view.get("type") not in ("modal", "home") or len(title) > MAX_MODAL_TITLE:
-            raise _SlackError("invalid_arguments", response_metadata={"messages": ["[ERROR] invalid title"]})
+        problems = modal_problems(view)
+        if problems:
+            raise _SlackError("invalid_arguments", response_metadata={"messages": [f"[ERROR] {p}" for p in problems]})
         self._check_blocks(view.get("blocks") or [], MAX_BLOCKS_MODAL)
         stored = {"id": view_id, "team_id": TEAM_ID, "app_id": APP_ID, "hash": uuid.uuid4().hex, **view}
         self.views[view_id] = stored
@@ -391,6 +451,17 @@ class FakeSlack:
     # ------------------------------------------------------------ response_url
 
     async def _response_url(self, request: web.Request) -> web.Response:
+        hook = request.match_info["hook"]
+        raw = await request.read()
+        message = json.loads(raw) if raw else {}
+        problems = block_kit_problems(message.get("blocks") or [], MAX_BLOCKS_MESSAGE)
+        if problems:
+            # What Slack answers a response_url post it will not show.
+            return web.Response(status=400, text="invalid_blocks")
+        message.setdefault("ts", self.next_ts())
+        async with self._responses_changed:
+            self.responses.setdefault(hook, []).append(message)
+            self._responses_changed.notify_all()
         return _json({"ok": True})
 
     # ------------------------------------------------------------ Socket Mode
@@ -570,6 +641,280 @@ class FakeSlack:
             "previous_message": {k: before[k] for k in ("type", "user", "text", "ts") if k in before},
         }
         return event_callback(event, event_id=event_id)
+
+    # ------------------------------------------------------------ what people do
+
+    def new_hook(self) -> str:
+        return f"hook{next(self._hooks)}"
+
+    def new_trigger(self) -> str:
+        trigger = f"{next(self._hooks)}.{uuid.uuid4().hex[:12]}"
+        self._triggers.add(trigger)
+        return trigger
+
+    def slash_command(
+        self, command: str, text: str = "", *, user: str, channel: str = "C0GENERAL", hook: str | None = None
+    ) -> dict[str, str]:
+        """The form fields Slack sends for a slash command (over HTTP, or as a Socket Mode payload)."""
+        if user not in self.users:
+            self.add_user(user)
+        return {
+            "token": "legacy-verification-token",
+            "team_id": TEAM_ID,
+            "team_domain": TEAM_DOMAIN,
+            "channel_id": channel,
+            "channel_name": "directmessage" if channel.startswith("D") else "general",
+            "user_id": user,
+            "user_name": self.users[user].name,
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": self.response_url(hook or self.new_hook()),
+            "trigger_id": self.new_trigger(),
+        }
+
+    def click(self, channel: str, ts: str, action_id: str, *, user: str, hook: str | None = None) -> dict[str, Any]:
+        """A block_actions payload for pressing the button `action_id` on a stored message.
+
+        The button must be on the message as it now stands: a test cannot press a button
+        the app did not render (or has since removed).
+        """
+        stored = self.messages.get((channel, ts))
+        assert stored is not None, f"no message {channel}/{ts}"
+        message = {"type": "message", "user": stored.user, "ts": ts, "text": stored.text, "blocks": stored.blocks}
+        if stored.user == BOT_USER_ID:
+            message["bot_id"] = BOT_ID
+        container = {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False}
+        return self._block_actions(stored.blocks, action_id, user, channel, container, message, hook)
+
+    def shortcut_on(
+        self, channel: str, ts: str, callback_id: str, *, user: str, hook: str | None = None
+    ) -> dict[str, Any]:
+        """A message shortcut (type message_action) chosen on a stored message, as Slack sends it."""
+        stored = self.messages.get((channel, ts))
+        assert stored is not None, f"no message {channel}/{ts}"
+        if user not in self.users:
+            self.add_user(user)
+        message: dict[str, Any] = {"type": "message", "user": stored.user, "ts": ts, "text": stored.text}
+        if stored.user == BOT_USER_ID:
+            message["bot_id"] = BOT_ID
+        if stored.thread_ts:
+            message["thread_ts"] = stored.thread_ts
+        return {
+            "type": "message_action",
+            "token": "legacy-verification-token",
+            "callback_id": callback_id,
+            "trigger_id": self.new_trigger(),
+            "action_ts": self.next_ts(),
+            "message_ts": ts,
+            "response_url": self.response_url(hook or self.new_hook()),
+            "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+            "user": {"id": user, "username": self.users[user].name, "name": self.users[user].name, "team_id": TEAM_ID},
+            "channel": {"id": channel, "name": "general"},
+            "message": message,
+            "api_app_id": APP_ID,
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+
+    def click_in_response(self, hook: str, action_id: str, *, user: str, index: int = -1) -> dict[str, Any]:
+        """Pressing a button on an ephemeral message the app posted to a response_url."""
+        posted = self.responses[hook][index]
+        container = {"type": "message", "message_ts": posted["ts"], "channel_id": "C0GENERAL", "is_ephemeral": True}
+        return self._block_actions(posted.get("blocks") or [], action_id, user, "C0GENERAL", container, None, None)
+
+    def _block_actions(
+        self,
+        blocks: list[dict[str, Any]],
+        action_id: str,
+        user: str,
+        channel: str,
+        container: dict[str, Any],
+        message: dict[str, Any] | None,
+        hook: str | None,
+    ) -> dict[str, Any]:
+        found = [
+            (block, element)
+            for block in blocks
+            if block.get("type") == "actions"
+            for element in block.get("elements", [])
+            if element.get("action_id") == action_id
+        ]
+        assert found, f"no button {action_id!r} on the message: {[b.get('type') for b in blocks]}"
+        block, button = found[0]
+        if user not in self.users:
+            self.add_user(user)
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "token": "legacy-verification-token",
+            "api_app_id": APP_ID,
+            "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "user": {"id": user, "username": self.users[user].name, "name": self.users[user].name, "team_id": TEAM_ID},
+            "trigger_id": self.new_trigger(),
+            "container": container,
+            "channel": {"id": channel, "name": "directmessage" if channel.startswith("D") else "mods"},
+            "state": {"values": {}},
+            "response_url": self.response_url(hook or self.new_hook()),
+            "actions": [
+                {
+                    "type": button.get("type", "button"),
+                    "action_id": action_id,
+                    "block_id": block.get("block_id", "b"),
+                    "value": button.get("value", ""),
+                    "text": button.get("text"),
+                    "action_ts": self.next_ts(),
+                }
+            ],
+        }
+        if message is not None:
+            payload["message"] = message
+        return payload
+
+    def submit_view(self, view_id: str, values: dict[str, Any] | None = None, *, user: str) -> dict[str, Any]:
+        """The view_submission payload for submitting an opened modal.
+
+        `values` maps an input's block_id to what the person chose: a string for a text
+        input, a single select or radio buttons; a list for multi-selects and checkboxes
+        (option values, user or conversation ids). Inputs not named keep their initial
+        value, as in Slack; a required input left empty fails the test (Slack would not
+        submit the form).
+        """
+        view = self.views.get(view_id)
+        assert view is not None, f"no view {view_id}"
+        values = dict(values or {})
+        state: dict[str, dict[str, Any]] = {}
+        for block in view.get("blocks", []):
+            if block.get("type") != "input":
+                continue
+            element = block["element"]
+            block_id = block["block_id"]
+            chosen = values.pop(block_id, _INITIAL)
+            entry = _element_state(element, chosen)
+            if not block.get("optional") and _empty(entry):
+                raise AssertionError(f"required input {block_id!r} is empty: Slack would not submit")
+            state[block_id] = {element["action_id"]: entry}
+        assert not values, f"no inputs {sorted(values)} in view {view.get('callback_id')}"
+        if user not in self.users:
+            self.add_user(user)
+        return {
+            "type": "view_submission",
+            "token": "legacy-verification-token",
+            "api_app_id": APP_ID,
+            "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "user": {"id": user, "username": self.users[user].name, "name": self.users[user].name, "team_id": TEAM_ID},
+            "trigger_id": self.new_trigger(),
+            "response_urls": [],
+            "view": {**view, "state": {"values": state}},
+        }
+
+    def last_view(self, callback_id: str | None = None) -> dict[str, Any]:
+        opened = [v for v in self.views.values() if callback_id is None or v.get("callback_id") == callback_id]
+        assert opened, f"no view {callback_id or ''} was opened"
+        return opened[-1]
+
+
+_INITIAL = object()
+
+
+def _option(element: dict[str, Any], value: str) -> dict[str, Any]:
+    options = element.get("options") or [o for g in element.get("option_groups", []) for o in g["options"]]
+    found = next((o for o in options if o["value"] == value), None)
+    assert found is not None, f"no option {value!r} in {element.get('action_id')}"
+    return dict(found)
+
+
+def _element_state(element: dict[str, Any], chosen: Any) -> dict[str, Any]:
+    """What Slack puts in view.state.values for one input element."""
+    kind = element["type"]
+    initial = chosen is _INITIAL
+    if kind in ("plain_text_input", "number_input", "email_text_input", "url_text_input"):
+        return {"type": kind, "value": element.get("initial_value") if initial else chosen}
+    if kind == "conversations_select":
+        return {"type": kind, "selected_conversation": element.get("initial_conversation") if initial else chosen}
+    if kind == "multi_conversations_select":
+        return {
+            "type": kind,
+            "selected_conversations": list(element.get("initial_conversations", []) if initial else chosen),
+        }
+    if kind == "channels_select":
+        return {"type": kind, "selected_channel": element.get("initial_channel") if initial else chosen}
+    if kind == "users_select":
+        return {"type": kind, "selected_user": element.get("initial_user") if initial else chosen}
+    if kind == "multi_users_select":
+        return {"type": kind, "selected_users": list(element.get("initial_users", []) if initial else chosen)}
+    if kind in ("static_select", "radio_buttons"):
+        if initial:
+            return {"type": kind, "selected_option": element.get("initial_option")}
+        return {"type": kind, "selected_option": _option(element, chosen) if chosen is not None else None}
+    if kind in ("multi_static_select", "checkboxes"):
+        if initial:
+            return {"type": kind, "selected_options": list(element.get("initial_options", []))}
+        return {"type": kind, "selected_options": [_option(element, v) for v in chosen]}
+    raise AssertionError(f"the fake does not know input element {kind!r}")
+
+
+def _empty(entry: dict[str, Any]) -> bool:
+    value = next((v for k, v in entry.items() if k != "type"), None)
+    return value is None or value == "" or value == []
+
+
+def modal_problems(view: dict[str, Any]) -> list[str]:
+    """What Slack would refuse in a modal besides its blocks' own limits: title, buttons, metadata, inputs."""
+    problems: list[str] = []
+    if view.get("type") not in ("modal", "home"):
+        problems.append("a view is a modal or a home tab")
+    for key, most in (("title", MAX_MODAL_TITLE), ("submit", MAX_MODAL_BUTTON), ("close", MAX_MODAL_BUTTON)):
+        text = (view.get(key) or {}).get("text", "")
+        if key == "title" and not text:
+            problems.append("a modal needs a title")
+        if len(text) > most:
+            problems.append(f"{key} is {len(text)} characters, more than {most}")
+    inputs = [b for b in view.get("blocks", []) if b.get("type") == "input"]
+    if inputs and view.get("type") == "modal" and not view.get("submit"):
+        problems.append("a modal with inputs needs a submit button")
+    if len(str(view.get("private_metadata", ""))) > MAX_PRIVATE_METADATA:
+        problems.append("private_metadata is too long")
+    if len(str(view.get("callback_id", ""))) > MAX_ACTION_ID:
+        problems.append("callback_id is too long")
+    block_ids = [b.get("block_id") for b in inputs]
+    if len(set(block_ids)) != len(block_ids) or None in block_ids:
+        problems.append("every input needs its own block_id")
+    for block in inputs:
+        where = f"input {block.get('block_id')}"
+        label = (block.get("label") or {}).get("text", "")
+        if not label or len(label) > MAX_INPUT_LABEL:
+            problems.append(f"{where}: label missing or longer than {MAX_INPUT_LABEL}")
+        element = block.get("element") or {}
+        kind = element.get("type")
+        if not element.get("action_id") or len(element["action_id"]) > MAX_ACTION_ID:
+            problems.append(f"{where}: action_id missing or too long")
+        if kind == "plain_text_input":
+            most = element.get("max_length", MAX_TEXT_INPUT)
+            if most > MAX_TEXT_INPUT:
+                problems.append(f"{where}: max_length {most} is more than {MAX_TEXT_INPUT}")
+            if len(element.get("initial_value", "")) > min(most, MAX_TEXT_INPUT):
+                problems.append(f"{where}: initial_value longer than its max_length")
+        if kind in ("static_select", "multi_static_select", "checkboxes", "radio_buttons"):
+            options = element.get("options", [])
+            most = MAX_STATIC_OPTIONS if "select" in kind else MAX_CHOICE_OPTIONS
+            if not options or len(options) > most:
+                problems.append(f"{where}: {len(options)} options (1 to {most})")
+            for option in options:
+                if len(option.get("text", {}).get("text", "")) > MAX_OPTION_TEXT:
+                    problems.append(f"{where}: an option's text is longer than {MAX_OPTION_TEXT}")
+                if len(option.get("value", "")) > MAX_OPTION_VALUE:
+                    problems.append(f"{where}: an option's value is longer than {MAX_OPTION_VALUE}")
+            initial = element.get("initial_options", []) + (
+                [element["initial_option"]] if "initial_option" in element else []
+            )
+            if any(o not in options for o in initial):
+                problems.append(f"{where}: an initial option is not one of its options")
+    return problems
 
 
 def event_callback(event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from bot.domain import (
     CaseStatus,
     DecisionAction,
     Effect,
+    EffectKind,
     EffectOutcome,
     EffectRecord,
     FlagJoins,
@@ -38,6 +39,7 @@ from bot.domain import (
     utcnow,
 )
 from bot.store.ports import (
+    ERASED_MEMBER,
     MAX_JOINED_AUTHORS,
     AuditEntry,
     CaseQuery,
@@ -45,8 +47,10 @@ from bot.store.ports import (
     Draft,
     DuplicateAppeal,
     DuplicateDecision,
+    ErasureCounts,
     HealthState,
     LivePolicy,
+    MemberRecords,
     PolicyContent,
     QueueBacklog,
     QueueItem,
@@ -123,6 +127,7 @@ class _Repositories:
         self.audit = FakeAudit(db)
         self.jobs = FakeJobMemory(db)
         self.statistics = FakeStatistics(db)
+        self.privacy = FakePrivacy(db)
 
 
 class FakeStore(_Repositories):
@@ -251,6 +256,7 @@ class FakeCases:
             if (c.message.platform, c.message.server_id) == (query.platform, query.server_id)
             and (query.statuses is None or c.status in query.statuses)
             and (query.text_retained is None or (c.text_purged_at is None) == query.text_retained)
+            and (query.author_id is None or c.message.author.id == query.author_id)
         ]
         if query.newest_first:
             order = {case_id: i for i, case_id in enumerate(self._db.state.cases)}
@@ -318,9 +324,14 @@ class FakeCases:
         return FlagJoins(count=len(joined), author_ids=authors)
 
     async def servers_with_text(self) -> list[tuple[str, str]]:
-        return sorted(
-            {(c.message.platform, c.message.server_id) for c in self._db.state.cases.values() if not c.text_purged_at}
-        )
+        state = self._db.state
+        with_text = {(c.message.platform, c.message.server_id) for c in state.cases.values() if not c.text_purged_at}
+        stated = {
+            (state.cases[a.case_id].message.platform, state.cases[a.case_id].message.server_id)
+            for a in state.appeals.values()
+            if a.statement
+        }
+        return sorted(with_text | stated)
 
     async def purge_text(self, platform: str, server_id: str, created_before: datetime, at: datetime) -> int:
         async with self._db.writing() as state:
@@ -330,10 +341,35 @@ class FakeCases:
                     continue
                 if c.text_purged_at is None and c.created_at < created_before:
                     state.cases[case_id] = c.model_copy(
-                        update={"message": c.message.model_copy(update={"text": ""}), "text_purged_at": at}
+                        update={
+                            "message": c.message.model_copy(update={"text": ""}),
+                            "text_purged_at": at,
+                            "verdicts": tuple(_redacted(v) for v in c.verdicts),
+                        }
                     )
+                    state.effects[case_id] = [
+                        r.model_copy(update={"effect": r.effect.model_copy(update={"reason": ""})})
+                        for r in state.effects.get(case_id, [])
+                    ]
+                    for appeal_id, a in list(state.appeals.items()):
+                        if a.case_id == case_id:
+                            state.appeals[appeal_id] = a.model_copy(
+                                update={
+                                    "statement": "",
+                                    "second_opinion": tuple(_redacted(v) for v in a.second_opinion),
+                                }
+                            )
                     purged += 1
+            for appeal_id, a in list(state.appeals.items()):
+                c = state.cases[a.case_id]
+                if (c.message.platform, c.message.server_id) == (platform, server_id) and a.created_at < created_before:
+                    state.appeals[appeal_id] = a.model_copy(update={"statement": ""})
             return purged
+
+
+def _redacted(verdict: Verdict) -> Verdict:
+    """A verdict without the words that may quote the message: its rule ids and decision stay."""
+    return verdict.model_copy(update={"rationale": "", "reasoning": "", "raw_output": None})
 
 
 class FakeEffects:
@@ -671,3 +707,106 @@ class FakeStatistics:
             appeals_filed=filed,
             latencies_ms=latencies,
         )
+
+
+class FakePrivacy:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    def _cases_of(self, state: _State, platform: str, server_id: str, user_id: str) -> list[Case]:
+        return [
+            c
+            for c in state.cases.values()
+            if (c.message.platform, c.message.server_id, c.message.author.id) == (platform, server_id, user_id)
+        ]
+
+    async def member_servers(self, platform: str, user_id: str) -> list[str]:
+        state = self._db.state
+        found = {
+            c.message.server_id
+            for c in state.cases.values()
+            if (c.message.platform, c.message.author.id) == (platform, user_id)
+        }
+        found |= {
+            row.message.server_id
+            for row in state.queue.values()
+            if row.message is not None and (row.message.platform, row.message.author.id) == (platform, user_id)
+        }
+        found |= {d.server_id for d in state.decisions if (d.platform, d.moderator_id) == (platform, user_id)}
+        found |= {e.server_id for e in state.audit if (e.platform, e.actor) == (platform, user_id)}
+        return sorted(found)
+
+    async def member_records(self, platform: str, server_id: str, user_id: str) -> MemberRecords:
+        state = self._db.state
+        cases = sorted(self._cases_of(state, platform, server_id, user_id), key=lambda c: c.created_at)
+        ids = {c.id for c in cases}
+        return MemberRecords(
+            cases=tuple(_with_effects(state, c) for c in cases),
+            appeals=tuple(a for a in state.appeals.values() if a.case_id in ids and a.author_id == user_id),
+            decisions=tuple(d for d in state.decisions if d.case_id in ids),
+            queued=tuple(
+                row.message
+                for row in state.queue.values()
+                if row.message is not None
+                and row.case_id is None
+                and (row.message.platform, row.message.server_id, row.message.author.id)
+                == (platform, server_id, user_id)
+            ),
+        )
+
+    async def erase_member(self, platform: str, server_id: str, user_id: str, at: datetime) -> ErasureCounts:
+        async with self._db.writing() as state:
+            cases = self._cases_of(state, platform, server_id, user_id)
+            ids = {c.id for c in cases}
+            for c in cases:
+                state.cases[c.id] = c.model_copy(
+                    update={
+                        "message": _anonymous(c.message),
+                        "text_purged_at": c.text_purged_at or at,
+                        "verdicts": tuple(_redacted(v) for v in c.verdicts),
+                    }
+                )
+                state.effects[c.id] = [
+                    r.model_copy(
+                        update={
+                            "effect": r.effect.model_copy(update={"reason": ""}),
+                            "detail": r.detail.replace(user_id, ERASED_MEMBER),
+                            "reference": None
+                            if r.effect.kind in (EffectKind.NOTIFY_AUTHOR, EffectKind.NOTIFY_APPEAL_OUTCOME)
+                            else r.reference,
+                        }
+                    )
+                    for r in state.effects.get(c.id, [])
+                ]
+            appeals = 0
+            for appeal_id, a in list(state.appeals.items()):
+                if a.case_id in ids:
+                    state.appeals[appeal_id] = a.model_copy(
+                        update={
+                            "author_id": ERASED_MEMBER,
+                            "statement": "",
+                            "note": "",
+                            "second_opinion": tuple(_redacted(v) for v in a.second_opinion),
+                        }
+                    )
+                    appeals += 1
+            decisions = 0
+            for i, d in enumerate(state.decisions):
+                if d.case_id in ids:
+                    state.decisions[i] = d.model_copy(update={"note": ""})
+                    decisions += 1
+            queued = 0
+            for row in state.queue.values():
+                m = row.message
+                if m is not None and (m.platform, m.server_id, m.author.id) == (platform, server_id, user_id):
+                    row.message = _anonymous(m)
+                    queued += row.case_id is None
+            return ErasureCounts(cases=len(cases), appeals=appeals, decisions=decisions, queued=queued)
+
+    async def scrub_free_space(self) -> None:
+        return None
+
+
+def _anonymous(message: Message) -> Message:
+    author = message.author.model_copy(update={"id": ERASED_MEMBER, "name": "", "roles": ()})
+    return message.model_copy(update={"text": "", "author": author, "attachments": ()})

@@ -12,7 +12,6 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 import pytest_asyncio
 
 from adapters.console.render import case_text
@@ -117,11 +116,6 @@ async def test_the_corpus_through_the_pipeline(
         _assert_inert(case.judging_notes)
 
 
-@pytest.mark.xfail(
-    reason="the console's verdict line and effect line echo the model's rationale and rule ids raw: "
-    "fixed by the hardening branch (issue 7 §9, adapters/console/render.py shown_id); remove this mark once merged",
-    strict=False,
-)
 async def test_the_console_echoes_the_corpus_inertly(
     run: tuple[ModerationPipeline, ReadingModel, io.StringIO], store: SqliteStore
 ) -> None:

@@ -1,7 +1,8 @@
-"""Slack tests: the local Slack, a real pipeline on SQLite with a scripted model, and the adapter in either mode."""
+"""Slack tests: the local Slack, the whole app on SQLite with a scripted model, and the adapter in either mode."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,25 +11,25 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from adapters.launcher import declared_capabilities
 from adapters.slack.app import SlackAdapter
-from adapters.slack.config import SlackSettings, load_settings
+from adapters.slack.config import ConnectionMode, load_settings
+from bot.app import ModbotApp
+from bot.bootstrap import bootstrap
 from bot.classifier import ClassificationRequest
 from bot.domain import Case, Confidence, EffectKind, EffectRule, ServerSettings, Verdict, utcnow
 from bot.pipeline import ModerationPipeline
-from bot.store.ports import PolicyContent
+from bot.policy_format import parse_policy
+from bot.policy_library import content_of
+from bot.settings import ModbotSettings
+from bot.store.ports import ModerationStore
 from bot.store.sqlite import SqliteStore
 from tests.fakes.slack_fake import ADMIN_TOKEN, APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, TEAM_ID, FakeSlack
+from tests.helpers import REPO
 
 MOD_CHANNEL = "C0MODS"
-POLICY_TEXT = """# Harassment (HB)
-
-## VIOLATES
-- HB1.a: Insulting a target or mocking their looks, disability, or private life.
-- HB2.a: Telling a target to kill themselves, or wishing them death.
-
-## SAFE
-- HB0.a: Banter between friends that nobody objects to.
-"""
+# The library's harassment policy: a whole policy file, as moderators write them.
+POLICY_TEXT = (REPO / "policies" / "harassment.md").read_text(encoding="utf-8")
 
 
 @dataclass
@@ -37,6 +38,7 @@ class ScriptedModel:
 
     bad_word: str = "idiot"
     rationale: str = "Insults a member (HB1.a)."
+    reasoning: str = "The content calls the target an idiot; HB1.a covers insults."
     calls: list[ClassificationRequest] = field(default_factory=list)
 
     async def classify(self, request: ClassificationRequest) -> Verdict:
@@ -50,35 +52,101 @@ class ScriptedModel:
             policy_category="HB1.a" if bad else None,
             confidence=Confidence.HIGH,
             rationale=self.rationale if bad else "No rule applies.",
+            reasoning=self.reasoning if bad else "",
             effort=request.effort,
         )
 
 
 @dataclass
 class Workspace:
-    """One test's world: the local Slack, the adapter, the pipeline behind it, and every case it decided."""
+    """One test's world: the local Slack, the adapter, the app behind it (pipeline and services), every case decided."""
 
     fake: FakeSlack
     adapter: SlackAdapter
-    pipeline: ModerationPipeline
-    store: SqliteStore
+    app: ModbotApp
     model: ScriptedModel
     cases: list[Case]
+
+    @property
+    def pipeline(self) -> ModerationPipeline:
+        return self.app.pipeline
+
+    @property
+    def store(self) -> ModerationStore:
+        return self.app.store
 
     @property
     def events_url(self) -> str:
         return f"http://127.0.0.1:{self.adapter.port}/slack/events"
 
     async def settle(self) -> None:
-        """Barrier: every message Slack was answered for is decided and its effects carried out.
+        """Barrier: everything Slack was answered for is done: messages decided, clicks and forms carried out.
 
-        The adapter answers Slack only once `submit` has stored the message, so after a
-        delivery returns the message is queued, and draining the queue waits for it.
+        The adapter answers Slack only once `submit` has stored the message, and counts a
+        command, click or form in before it answers; so after a delivery returns, draining
+        the queue and waiting for the acknowledged work covers it. Work can start more work
+        (a decision's effects), so both are waited for until neither has any left.
         """
-        await self.pipeline.drain()
+        while True:
+            await self.adapter.settle()
+            await self.pipeline.drain()
+            if not self.adapter.work.pending and not self.pipeline.backlog:
+                return
 
     def cases_of(self, channel: str, ts: str) -> list[Case]:
         return [c for c in self.cases if c.message.message_id == f"{channel}:{ts}"]
+
+    async def settings(self) -> ServerSettings:
+        found = await self.store.settings.get("slack", TEAM_ID)
+        assert found is not None
+        return found
+
+    # ------------------------------------------------------------ what people do, delivered as Slack would
+
+    async def interact(self, payload: dict[str, Any]) -> Answer:
+        """Deliver a block_actions or view_submission payload (signed HTTP, or a Socket Mode envelope)."""
+        if self.adapter.mode is ConnectionMode.SOCKET:
+            ack = await self.fake.send_envelope("interactive", payload)
+            return Answer(200, ack.get("payload"))
+        status, body = await self.fake.deliver(self.events_url, payload, form=True)
+        return Answer(status, _parsed(body))
+
+    async def command(self, command: str, text: str = "", *, user: str, channel: str = "C0GENERAL") -> Command:
+        fields = self.fake.slash_command(command, text, user=user, channel=channel)
+        hook = fields["response_url"].rsplit("/", 1)[1]
+        if self.adapter.mode is ConnectionMode.SOCKET:
+            ack = await self.fake.send_envelope("slash_commands", fields)
+            return Command(Answer(200, ack.get("payload")), hook)
+        status, body = await self.fake.deliver_command(self.events_url, fields)
+        return Command(Answer(status, _parsed(body)), hook)
+
+    async def reply_to(self, command: Command, count: int = 1) -> dict[str, Any]:
+        """The `count`-th message modbot posted to the command's response_url."""
+        return await self.fake.wait_for_response(command.hook, count)
+
+
+def _parsed(body: str) -> Any:
+    """An HTTP acknowledgement's body as Socket Mode carries it: JSON as it is, plain text as {"text": …}."""
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return {"text": body}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Slack's answer to one delivery: the HTTP status, and the acknowledgement's body (None when empty)."""
+
+    status: int
+    body: Any
+
+
+@dataclass(frozen=True)
+class Command:
+    answer: Answer
+    hook: str  # its response_url's name at the local Slack
 
 
 def slack_env(mode: str, *, admin: bool = False, api_url: str = "") -> dict[str, str]:
@@ -123,8 +191,12 @@ MakeWorkspace = Callable[..., Awaitable[Workspace]]
 
 @pytest_asyncio.fixture
 async def make_workspace(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[MakeWorkspace]:
-    """Build the adapter (HTTP or Socket Mode) over a real pipeline; everything started is stopped after."""
-    started: list[tuple[SlackAdapter, ModerationPipeline, SqliteStore]] = []
+    """Build the adapter (HTTP or Socket Mode) over the whole app on SQLite; everything started is stopped after.
+
+    The app is the one `modbot run` builds (bootstrap), with every platform declared as
+    the launcher declares them for this environment, a scripted model, and no scheduled jobs.
+    """
+    started: list[tuple[SlackAdapter, ModbotApp]] = []
 
     async def make(
         mode: str = "http",
@@ -135,34 +207,35 @@ async def make_workspace(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator
         model: ScriptedModel | None = None,
         **setting_overrides: Any,
     ) -> Workspace:
-        store = await SqliteStore.open(tmp_path / f"modbot-{len(started)}.db")
-        await store.policies.add_version("slack", TEAM_ID, PolicyContent(name="harassment", text=POLICY_TEXT), "test")
-        await store.settings.put(
-            ServerSettings(
-                platform="slack",
-                server_id=TEAM_ID,
-                mod_channel_id=MOD_CHANNEL,
-                moderator_role_ids=moderators,
-                effect_rules=(EffectRule(effects=effects),),
-                **setting_overrides,
-            ),
-            utcnow(),
-        )
-        settings: SlackSettings = load_settings(**slack_env(mode, admin=admin, api_url=fake_slack.api_url))
+        db = tmp_path / f"modbot-{len(started)}.db"
+        store = await SqliteStore.open(db)
+        await store.policies.add_version("slack", TEAM_ID, content_of(parse_policy(POLICY_TEXT)), "test")
+        fields: dict[str, Any] = {
+            "mod_channel_id": MOD_CHANNEL,
+            "moderator_user_ids": moderators,
+            "effect_rules": (EffectRule(effects=effects),),
+        }
+        settings = ServerSettings(platform="slack", server_id=TEAM_ID, **(fields | setting_overrides))
+        await store.settings.put(settings, utcnow())
+        env = slack_env(mode, admin=admin, api_url=fake_slack.api_url)
         model = model or ScriptedModel()
-        sinks: dict[str, Any] = {}
-        pipeline = ModerationPipeline(store, model, sinks, workers=2, unavailable_backoff=(0.01, 0.02))
-        adapter = SlackAdapter(settings, pipeline)
-        pipeline.sinks.add("slack", adapter.sink)
+        app = await bootstrap(
+            ModbotSettings(db=db, workers=2),
+            capabilities=declared_capabilities(env),
+            classifier=model,
+            store=store,
+            run_jobs=False,
+        )
+        adapter = SlackAdapter(load_settings(**env))
+        app.platforms.add("slack", adapter.sink)
         cases: list[Case] = []
-        pipeline.observers.append(cases.append)
-        await pipeline.start()
-        await adapter.start()
-        started.append((adapter, pipeline, store))
-        return Workspace(fake_slack, adapter, pipeline, store, model, cases)
+        app.pipeline.observers.append(cases.append)
+        await app.start()
+        await adapter.start(app.pipeline, app, policy_dir=REPO / "policies")
+        started.append((adapter, app))
+        return Workspace(fake_slack, adapter, app, model, cases)
 
     yield make
-    for adapter, pipeline, store in reversed(started):
+    for adapter, app in reversed(started):
         await adapter.stop()
-        await pipeline.stop()
-        await store.close()
+        await app.aclose()

@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from adapters.slack.app import SlackAdapter
 from adapters.slack.config import load_settings
-from bot.domain import EffectKind, Message
+from bot.domain import EffectKind, Message, ServerSettings
 from tests.fakes.slack_fake import BOT_ID, BOT_USER_ID, FakeSlack
 from tests.slack.conftest import MakeWorkspace, ScriptedModel, slack_env
 from tests.slack.test_http_events import texts_in
@@ -28,12 +28,15 @@ class RecordingIntake:
         self.submitted.append(message)
         return True
 
+    async def settings_for(self, message: Message) -> ServerSettings:
+        return ServerSettings(platform=message.platform, server_id=message.server_id)
+
 
 @pytest_asyncio.fixture
 async def intake_only(fake_slack: FakeSlack) -> AsyncIterator[tuple[SlackAdapter, RecordingIntake]]:
     intake = RecordingIntake()
-    adapter = SlackAdapter(load_settings(**slack_env("http", api_url=fake_slack.api_url)), intake)
-    await adapter.start()
+    adapter = SlackAdapter(load_settings(**slack_env("http", api_url=fake_slack.api_url)))
+    await adapter.start(intake)
     yield adapter, intake
     await adapter.stop()
 

@@ -164,7 +164,11 @@ async def test_moderators_from_a_user_group_and_by_id_get_a_dm_but_not_the_autho
     fake_slack.usergroups["S0MODS"] = ["U0MODA", "U0MODB", "U0AUTHOR"]
     case = a_case(fake_slack)
     settings = ServerSettings(
-        platform="slack", server_id=TEAM_ID, mod_channel_id="C0MODS", moderator_role_ids=("S0MODS", "U0SOLO")
+        platform="slack",
+        server_id=TEAM_ID,
+        mod_channel_id="C0MODS",
+        moderator_role_ids=("S0MODS",),
+        moderator_user_ids=("U0SOLO", "U0MODA"),  # named twice: messaged once
     )
     result = await sink_for(fake_slack).execute(
         Effect(kind=EffectKind.DM_MODERATORS), context_for(case, settings=settings)

@@ -230,6 +230,16 @@ async def test_cases_are_found_by_server_status_and_retention(store: ModerationS
     assert [c.id async for c in store.cases.every()] == ["A", "B", "C", "D"]
 
 
+async def test_cases_are_found_by_author(store: ModerationStore) -> None:
+    await decided_case(store, "A", created_at=T0)
+    await decided_case(store, "B", author="u2", created_at=T0 + timedelta(minutes=1))
+    await decided_case(store, "C", created_at=T0 + timedelta(minutes=2))
+    await decided_case(store, "D", platform="discord", created_at=T0 + timedelta(minutes=3))
+    own = CaseQuery(platform="console", server_id="g1", author_id="u1", newest_first=True)
+    assert [c.id for c in await store.cases.find(own)] == ["C", "A"]
+    assert await store.cases.find(CaseQuery(platform="console", server_id="g1", author_id="nobody")) == []
+
+
 async def test_status_changes_and_the_authors_record(store: ModerationStore, clock: FakeClock) -> None:
     await decided_case(store, "A", created_at=T0 - timedelta(days=40))
     await decided_case(store, "B", created_at=T0 - timedelta(days=3))

@@ -173,7 +173,10 @@ def test_settings_from_the_command_line(db: Path) -> None:
     assert out["retention_days"] == 14 and out["strike_ladder"]["window_days"] == 14
     shown = json.loads(ok(modbot(db, "settings", "show", "-s", SERVER)))
     assert shown["strike_ladder"]["steps"][0]["strikes"] == 3
-    refused(modbot(db, "settings", "set", "-s", SERVER, *MOD, "retention_days=0"), "retention_days: Input should be")
+    refused(
+        modbot(db, "settings", "set", "-s", SERVER, *MOD, "retention_days=0"),
+        "retention_days=0 is out of range: give a whole number from 1 to 3650 (days)",
+    )
     refused(modbot(db, "settings", "set", "-s", SERVER, *MOD, "retention_days"), "is not KEY=VALUE")
     refused(modbot(db, "settings", "set", "-s", SERVER, *MOD, 'admin_user_ids=["me"]'), "only admins may")
 
