@@ -154,7 +154,9 @@ async def run(
             loop.add_signal_handler(signum, stop.set)
     code = 0
     async with app:
-        log.info("modbot running: %s; model %s at %s", ", ".join(running), settings.model, settings.ollama_host)
+        from bot.classifier.factory import describe_endpoints
+
+        log.info("modbot running: %s; model %s", ", ".join(running), describe_endpoints(settings))
         serving = {asyncio.create_task(p.serve(app), name=f"modbot-{n}"): n for n, p in running.items()}
         stopper = asyncio.create_task(stop.wait())
         only_stdin = list(running) == [CONSOLE.name]

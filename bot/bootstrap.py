@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     # Only for types: a command that needs one piece (`modbot check`, the model client) must
     # not pay for importing the pipeline and every workflow service.
     from bot.app import ModbotApp
-    from bot.classifier import OllamaClassifier, RetryPolicy
+    from bot.classifier import ModelClassifier, RetryPolicy
+    from bot.classifier.backend import ModelCallObserver
     from bot.observability.metrics import ModbotMetrics
     from bot.platforms import PlatformCapabilities
     from bot.ports import Classifier, EffectSink, ModelProbe
@@ -23,24 +24,28 @@ if TYPE_CHECKING:
 __all__ = ["bootstrap", "build_classifier", "configure_logging"]
 
 
-def build_classifier(settings: ModbotSettings, retry: RetryPolicy | None = None) -> OllamaClassifier:
-    from bot.classifier import OllamaClassifier
+def build_classifier(
+    settings: ModbotSettings, retry: RetryPolicy | None = None, *, observer: ModelCallObserver | None = None
+) -> ModelClassifier:
+    # The backend, endpoints, deadlines and retries are the classifier package's business.
+    # With an observer (the app's metrics) it reports every call it makes, to every endpoint.
+    from bot.classifier.factory import build_classifier as build_model_classifier
 
-    return OllamaClassifier(
-        settings.ollama_host,
-        settings.model,
-        concurrency=settings.model_concurrency,
-        timeout=settings.model_timeout,
-        keep_alive=settings.keep_alive,
-        num_ctx=settings.num_ctx,
-        retry=retry,
-    )
+    return build_model_classifier(settings, retry, observer=observer)
 
 
 def build_probe(settings: ModbotSettings) -> ModelProbe:
-    from bot.workflow.health import OllamaProbe
+    # A model client of its own answers the probe (ModelClassifier.check): whatever the
+    # backend, and every endpoint of MODBOT_MODEL_ENDPOINTS, not only OLLAMA_HOST.
+    return build_classifier(settings)
 
-    return OllamaProbe(settings.normalised_host(), settings.model)
+
+def model_slots(classifier: Classifier, settings: ModbotSettings) -> int:
+    """How many calls the model serves at once: the sum of its endpoints' bounds, else the setting."""
+    endpoints = getattr(getattr(classifier, "pool", None), "endpoints", None)
+    if endpoints:
+        return sum(int(endpoint.bound) for endpoint in endpoints)
+    return settings.model_concurrency
 
 
 async def bootstrap(
@@ -91,10 +96,11 @@ async def bootstrap(
     elif runner is not None:
         await store.take_runner_lock(runner)
     try:
-        model = classifier or build_classifier(settings, retry)
+        model = classifier or build_classifier(settings, retry, observer=metrics)
     except BaseException:
         await store.close()
         raise
+    slots = model_slots(model, settings)
     adapters = dict(platforms or {})
     if metrics is not None:
         from bot.observability.metrics import InstrumentedSink
@@ -105,9 +111,7 @@ async def bootstrap(
     router = PlatformRouter(adapters, PlatformCatalog(capabilities))
     # The bulk of messages keeps at most the model's concurrency in flight, so that interactive
     # work (appeals, previews: the services below call the model directly) is next in line.
-    pipeline = ModerationPipeline(
-        store, model, router, workers=settings.worker_count, now=clock, model_slots=settings.model_concurrency
-    )
+    pipeline = ModerationPipeline(store, model, router, workers=settings.worker_count, now=clock, model_slots=slots)
     if metrics is not None:
         pipeline.observers.append(metrics.observe_case)
     changed = pipeline.invalidate

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain import Effort
@@ -49,10 +49,48 @@ class ModbotSettings(BaseSettings):
     http_port: int | None = Field(default=None, ge=0, le=65535)
     http_host: str = "127.0.0.1"
 
+    # The model backends (bot/classifier). `ollama` speaks Ollama's /api/chat at OLLAMA_HOST;
+    # `openai` speaks /v1/chat/completions to any OpenAI-compatible server at OPENAI_BASE_URL
+    # (vLLM, SGLang, llama.cpp's server, Ollama's /v1), with OPENAI_API_KEY where it needs one:
+    # the openai package's own variables.
+    backend: Literal["ollama", "openai"] = "ollama"
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "MODBOT_OPENAI_BASE_URL")
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "MODBOT_OPENAI_API_KEY")
+    )
+    # How the OpenAI-compatible server takes the verdict schema: json_schema (vLLM, SGLang,
+    # Ollama's /v1) or json_object (llama-cpp-python's server).
+    openai_schema: Literal["json_schema", "json_object"] = "json_schema"
+    # Several endpoints, one a line or separated by ";" (format: bot/classifier/endpoints.py).
+    # When set it replaces MODBOT_BACKEND, OLLAMA_HOST, OPENAI_BASE_URL and MODBOT_MODEL.
+    model_endpoints: str | None = None
+    # A call with no answer after MODBOT_MODEL_TIMEOUT is asked again this many times (on
+    # another endpoint when there is one); then its verdict needs human review.
+    model_timeout_retries: int = Field(default=1, ge=0, le=5)
+    # A ceiling on the tokens one answer may generate (reasoning included). Unset: none, as
+    # gpt-oss wants (a small cap lets the reasoning eat the answer). Set it high (thousands)
+    # against runaway generation on a server that keeps generating after the bot gives up
+    # (llama-cpp-python's does), or for a small stand-in model.
+    model_max_tokens: int | None = Field(default=None, ge=16, le=131072)
+    # The sampling temperature sent with every call. Unset: the server's own default (for
+    # gpt-oss the model's recommended 1.0). 0 makes verdicts repeatable (the same prompt, the
+    # same answer), which audits and tests may want.
+    model_temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+
     @field_validator("http_port", mode="before")
     @classmethod
     def _blank_port_is_off(cls, value: object) -> object:
         # `MODBOT_HTTP_PORT=` in an env file means "off", as leaving it out does.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator(
+        "model_max_tokens", "model_temperature", "model_endpoints", "openai_base_url", "openai_api_key", mode="before"
+    )
+    @classmethod
+    def _blank_model_setting_is_unset(cls, value: object) -> object:
+        # `MODBOT_MODEL_ENDPOINTS=` (or a blank key, URL or ceiling) in an env file means unset.
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_format", mode="before")

@@ -25,7 +25,7 @@ from adapters.console.options import (
 )
 
 if TYPE_CHECKING:
-    from bot.classifier import OllamaClassifier, RetryPolicy
+    from bot.classifier import ModelClassifier, RetryPolicy
     from bot.evaluation import RunSpec
     from bot.policy_format import PolicyDocument
     from bot.settings import ModbotSettings
@@ -74,7 +74,7 @@ class _Bar:
             self._bar.close()
 
 
-def _classifier(settings: ModbotSettings, model: str | None, concurrency: int | None) -> OllamaClassifier:
+def _classifier(settings: ModbotSettings, model: str | None, concurrency: int | None) -> ModelClassifier:
     from bot.bootstrap import build_classifier
 
     update: dict[str, object] = {}

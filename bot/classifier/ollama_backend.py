@@ -1,59 +1,123 @@
-"""gpt-oss-safeguard behind Ollama: one bounded, retried, validated call per policy."""
+"""gpt-oss-safeguard behind Ollama's native /api/chat, with the official `ollama` client."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from dataclasses import dataclass
-
 import httpx
 import ollama
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_never,
-    wait_random_exponential,
-)
 
-from bot.classifier.prompt import VERDICT_SCHEMA, ClassificationRequest, build_messages
-from bot.classifier.verdict import MalformedAnswer, ModelAnswer, parse_answer
-from bot.domain import Confidence, Verdict, VerdictStatus
+from bot.classifier.backend import RawAnswer, endpoint_name, public_url
+from bot.classifier.classifier import ModelClassifier, RetryPolicy
+from bot.classifier.errors import EndpointFailure, ModelRequestRejected
+from bot.classifier.pool import EndpointPool
+from bot.classifier.prompt import ClassificationRequest, build_messages
+from bot.classifier.verdict import VERDICT_SCHEMA
 
-log = logging.getLogger(__name__)
-
-TRANSIENT_STATUS = {-1, 429, 500, 502, 503, 504}
-
-
-class ModelUnavailable(RuntimeError):
-    """The model server cannot answer now: unreachable, overloaded, or the model is not pulled."""
-
-    def __init__(self, message: str, *, missing_model: bool = False) -> None:
-        super().__init__(message)
-        self.missing_model = missing_model
+# Statuses that say "not now" rather than "not this request": Ollama answers 503 when its
+# queue is full, 500 when a runner crashes; -1 is an error line in the middle of a stream.
+TRANSIENT_STATUS = {-1, 408, 429, 500, 502, 503, 504}
+# Connecting is quick or it is not going to happen: a host that drops packets is
+# unreachable, not slow, and must not wait as long as a generation may take.
+CONNECT_SECONDS = 10.0
+# The client's own read timeout sits past the pool's deadline, so the deadline is always
+# what ends a stuck call and a client timeout can only mean the connection failed.
+CLIENT_GRACE_SECONDS = 5.0
 
 
-class ModelRequestRejected(RuntimeError):
-    """The server refused the request itself (a 4xx other than 404/429): retrying cannot help."""
+def client_timeout(deadline: float) -> httpx.Timeout:
+    return httpx.Timeout(deadline + CLIENT_GRACE_SECONDS, connect=min(deadline, CONNECT_SECONDS))
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Backoff for an unavailable model server. None attempts: keep trying (the bot, replay)."""
+class OllamaBackend:
+    """One Ollama server: /api/chat with `think` as the effort and `format` as the verdict schema."""
 
-    max_attempts: int | None = None
-    initial_seconds: float = 0.5
-    max_seconds: float = 30.0
+    def __init__(
+        self,
+        host: str,
+        model: str,
+        *,
+        timeout: float = 300.0,
+        keep_alive: str | float = "30m",
+        num_ctx: int = 8192,
+        name: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> None:
+        self.host = public_url(host)  # for messages: the client alone holds any credentials
+        self.model = model
+        self.name = name or endpoint_name(host)
+        self._client = ollama.AsyncClient(host=host, timeout=client_timeout(timeout))
+        self._keep_alive = keep_alive
+        self._options: dict[str, float] = {"num_ctx": num_ctx}
+        if max_tokens is not None:  # see ModbotSettings.model_max_tokens: a ceiling, not a budget
+            self._options["num_predict"] = max_tokens
+        if temperature is not None:  # unset: the model's own default
+            self._options["temperature"] = temperature
+
+    async def aclose(self) -> None:
+        await self._client.close()  # type: ignore[no-untyped-call]  # untyped in ollama 0.6
+
+    async def complete(self, request: ClassificationRequest) -> RawAnswer:
+        try:
+            response = await self._client.chat(
+                model=self.model,
+                messages=build_messages(request),
+                think=request.effort.value,
+                format=VERDICT_SCHEMA,
+                # Never streamed: with gpt-oss thinking, Ollama does not enforce the schema on
+                # a stream (ollama#14440). Not capped unless the operator set a ceiling: a
+                # small num_predict lets the reasoning eat the budget and leave no answer.
+                stream=False,
+                options=self._options,
+                keep_alive=self._keep_alive,
+            )
+        except ollama.ResponseError as exc:
+            raise self._explain(exc) from exc
+        except (ConnectionError, httpx.TransportError) as exc:
+            raise EndpointFailure(self.name, self._unreachable(exc)) from exc
+        return RawAnswer(
+            content=response.message.content or "",
+            reasoning=response.message.thinking or "",
+            prompt_tokens=response.prompt_eval_count or 0,
+            completion_tokens=response.eval_count or 0,
+        )
+
+    async def probe(self) -> str | None:
+        try:
+            listing = await self._client.list()
+        except ollama.ResponseError as exc:
+            return f"model server at {self.host} answered {exc.status_code}: {exc.error}"
+        except (ConnectionError, httpx.TransportError) as exc:
+            return self._unreachable(exc)
+        names = {m.model for m in listing.models if m.model}
+        if self.model not in names and f"{self.model}:latest" not in names:
+            return f"model {self.model} is not pulled on {self.host}: run `ollama pull {self.model}`"
+        return None
+
+    def _unreachable(self, exc: BaseException) -> str:
+        return (
+            f"model server unreachable at {self.host} ({type(exc).__name__}): start Ollama with "
+            f"`ollama serve` (or `docker compose up ollama`), or set OLLAMA_HOST"
+        )
+
+    def _explain(self, exc: ollama.ResponseError) -> Exception:
+        if exc.status_code == 404:
+            return EndpointFailure(
+                self.name,
+                f"model {self.model} is not available on {self.host}: run `ollama pull {self.model}`",
+                missing_model=True,
+            )
+        if exc.status_code in (401, 403):
+            # Ollama has no credentials of its own: a proxy in front of it refused us.
+            return EndpointFailure(
+                self.name, f"model server at {self.host} refused access ({exc.status_code})", transient=False
+            )
+        if exc.status_code in TRANSIENT_STATUS:
+            return EndpointFailure(self.name, f"model server at {self.host} answered {exc.status_code}: {exc.error}")
+        return ModelRequestRejected(f"model server at {self.host} refused the request ({exc.status_code}): {exc.error}")
 
 
-class OllamaClassifier:
-    """Implements the Classifier port against Ollama's /api/chat.
-
-    A single semaphore bounds the requests in flight across every message and policy, so
-    the server never sees more than its slots plus what we chose to queue there.
-    """
+class OllamaClassifier(ModelClassifier):
+    """The classifier over a single Ollama server: what the bot runs with the default settings."""
 
     def __init__(
         self,
@@ -65,142 +129,20 @@ class OllamaClassifier:
         keep_alive: str | float = "30m",
         num_ctx: int = 8192,
         retry: RetryPolicy | None = None,
+        timeout_retries: int = 1,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> None:
+        backend = OllamaBackend(
+            host,
+            model,
+            timeout=timeout,
+            keep_alive=keep_alive,
+            num_ctx=num_ctx,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
+        pool = EndpointPool.of_one(backend, bound=concurrency, timeout=timeout)
+        super().__init__(pool, retry=retry, timeout_retries=timeout_retries)
         self.host = host
         self.model = model
-        self.retry = retry or RetryPolicy()
-        self._client = ollama.AsyncClient(host=host, timeout=timeout)
-        self._slots = asyncio.Semaphore(concurrency)
-        self._keep_alive = keep_alive
-        self._options = {"num_ctx": num_ctx}
-        self.in_flight = 0
-        self.peak_in_flight = 0
-
-    async def aclose(self) -> None:
-        await self._client.close()  # type: ignore[no-untyped-call]  # untyped in ollama 0.6
-
-    async def classify(self, request: ClassificationRequest) -> Verdict:
-        """One verdict. Malformed output is retried once, then handed to a human."""
-        first = await self._call_with_retries(request)
-        try:
-            return self._verdict(request, first, parse_answer(first.content))
-        except MalformedAnswer as exc:
-            log.warning("policy %s: malformed model output (%s); asking once more", request.policy.name, exc)
-        second = await self._call_with_retries(request)
-        try:
-            return self._verdict(request, second, parse_answer(second.content))
-        except MalformedAnswer as exc:
-            log.warning("policy %s: malformed model output again (%s); needs human review", request.policy.name, exc)
-            return Verdict(
-                policy=request.policy.name,
-                policy_version=request.policy.version,
-                status=VerdictStatus.NEEDS_REVIEW,
-                rationale=f"The model's answer could not be used: {exc}",
-                reasoning=second.thinking,
-                raw_output=second.content,
-                model=self.model,
-                effort=request.effort,
-                latency_ms=first.latency_ms + second.latency_ms,
-                prompt_tokens=first.prompt_tokens + second.prompt_tokens,
-                completion_tokens=first.completion_tokens + second.completion_tokens,
-            )
-
-    def _verdict(self, request: ClassificationRequest, raw: _RawAnswer, answer: ModelAnswer) -> Verdict:
-        return Verdict(
-            policy=request.policy.name,
-            policy_version=request.policy.version,
-            violation=bool(answer.violation),
-            policy_category=answer.policy_category,
-            rule_ids=tuple(answer.rule_ids),
-            confidence=Confidence(answer.confidence),
-            rationale=answer.rationale,
-            reasoning=raw.thinking,
-            model=self.model,
-            effort=request.effort,
-            latency_ms=raw.latency_ms,
-            prompt_tokens=raw.prompt_tokens,
-            completion_tokens=raw.completion_tokens,
-        )
-
-    async def _call_with_retries(self, request: ClassificationRequest) -> _RawAnswer:
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(_is_transient),
-            wait=wait_random_exponential(multiplier=self.retry.initial_seconds, max=self.retry.max_seconds),
-            stop=stop_never if self.retry.max_attempts is None else stop_after_attempt(self.retry.max_attempts),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._call_once(request)
-        except ollama.ResponseError as exc:
-            raise self._explain(exc) from exc
-        except (ConnectionError, httpx.TransportError) as exc:
-            raise ModelUnavailable(self._unreachable(exc)) from exc
-        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
-
-    async def _call_once(self, request: ClassificationRequest) -> _RawAnswer:
-        async with self._slots:
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-            started = time.perf_counter()
-            try:
-                response = await self._client.chat(
-                    model=self.model,
-                    messages=build_messages(request),
-                    think=request.effort.value,
-                    format=VERDICT_SCHEMA,
-                    stream=False,
-                    options=self._options,
-                    keep_alive=self._keep_alive,
-                )
-            finally:
-                self.in_flight -= 1
-        return _RawAnswer(
-            content=response.message.content or "",
-            thinking=response.message.thinking or "",
-            latency_ms=(time.perf_counter() - started) * 1000,
-            prompt_tokens=response.prompt_eval_count or 0,
-            completion_tokens=response.eval_count or 0,
-        )
-
-    def _unreachable(self, exc: BaseException) -> str:
-        return (
-            f"model server unreachable at {self.host} ({type(exc).__name__}): start Ollama with "
-            f"`ollama serve` (or `docker compose up ollama`), or set OLLAMA_HOST"
-        )
-
-    def _explain(self, exc: ollama.ResponseError) -> Exception:
-        if exc.status_code == 404:
-            return ModelUnavailable(
-                f"model {self.model} is not available on {self.host}: run `ollama pull {self.model}`",
-                missing_model=True,
-            )
-        if exc.status_code in TRANSIENT_STATUS:
-            return ModelUnavailable(f"model server at {self.host} answered {exc.status_code}: {exc.error}")
-        return ModelRequestRejected(f"model server at {self.host} refused the request ({exc.status_code}): {exc.error}")
-
-    def _log_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        if isinstance(exc, ollama.ResponseError):
-            what = f"model server at {self.host} answered {exc.status_code} ({exc.error})"
-        else:
-            what = self._unreachable(exc) if exc else "model call failed"
-        log.warning("%s; attempt %d, retrying in %.1fs", what, state.attempt_number, wait)
-
-
-@dataclass(frozen=True)
-class _RawAnswer:
-    content: str
-    thinking: str
-    latency_ms: float
-    prompt_tokens: int
-    completion_tokens: int
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, ollama.ResponseError):
-        return exc.status_code in TRANSIENT_STATUS
-    return isinstance(exc, ConnectionError | httpx.TransportError)

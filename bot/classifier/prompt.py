@@ -11,20 +11,6 @@ from bot.domain import Effort, Message, Policy
 from bot.sanitise import neutralise_control_tokens
 from bot.text import JudgedPart, judged_view, prepare_for_judging
 
-# The answer's shape, sent as Ollama's `format` so the server constrains the final answer.
-VERDICT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "violation": {"type": "integer", "enum": [0, 1]},
-        "policy_category": {"type": ["string", "null"]},
-        "rule_ids": {"type": "array", "items": {"type": "string"}},
-        "confidence": {"type": "string", "enum": ["low", "medium", "high"]},
-        "rationale": {"type": "string"},
-    },
-    "required": ["violation", "policy_category", "rule_ids", "confidence", "rationale"],
-    "additionalProperties": False,
-}
-
 # Text the model reads in one call is bounded by the chunk budget of bot.text (a long message
 # is judged in parts); this clip applies only to a whole message judged in one call by a
 # caller that does not judge in parts (see ClassificationRequest.part).

@@ -38,7 +38,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final, Protocol, TypeVar
-from urllib.parse import urlsplit
 
 from prometheus_client import (
     CollectorRegistry,
@@ -52,6 +51,7 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 
 from bot.classifier import ClassificationRequest, ModelRequestRejected, ModelUnavailable
+from bot.classifier.backend import endpoint_name
 from bot.domain import (
     Case,
     CaseStatus,
@@ -133,12 +133,11 @@ LATENCY_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 
 
 
 def endpoint_label(url: str) -> str:
-    """A model endpoint as a label: scheme, host and path, never credentials or a query."""
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path.rstrip('/')}"
+    """A model endpoint as a label: scheme, host and path, never credentials or a query.
+
+    The same name the classifier gives the endpoint when it reports its own calls.
+    """
+    return endpoint_name(url)
 
 
 def outcome_of(case: Case) -> MessageOutcome:

@@ -39,7 +39,8 @@ _THINK_VALUES = (True, False, "low", "medium", "high")
 # back to llama-2's [INST] format, and its built-in "gemma" format drops the system message,
 # which is where the bot puts the policy. Gemma has no system role: the template prefixes
 # the system text to the first user turn, as Ollama's gemma3 template does.
-GEMMA3_TEMPLATE = (
+# The system message, if any, becomes a prefix of the first user turn.
+GEMMA3_SYSTEM_PREFIX = (
     "{{ bos_token }}"
     "{%- if messages[0]['role'] == 'system' -%}"
     "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
@@ -48,15 +49,19 @@ GEMMA3_TEMPLATE = (
     "{%- set first_user_prefix = '' -%}"
     "{%- set loop_messages = messages -%}"
     "{%- endif -%}"
-    "{%- for message in loop_messages -%}"
-    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
-    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
-    "{%- endif -%}"
+)
+# One turn of the conversation, inside the loop over `loop_messages`.
+GEMMA3_TURN = (
     "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
     "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
     "{{ message['content'] | trim }}"
     "{{ '<end_of_turn>\n' }}"
-    "{%- endfor -%}"
+)
+GEMMA3_TEMPLATE = (
+    GEMMA3_SYSTEM_PREFIX + "{%- for message in loop_messages -%}"
+    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{%- endif -%}" + GEMMA3_TURN + "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
 )
 _GEMMA_END_OF_TURN = "<end_of_turn>"

@@ -50,6 +50,16 @@ def llama_model() -> Iterator[Any]:
     llm.close()
 
 
+@pytest.fixture(scope="session")
+def llama_server_url() -> Iterator[str]:
+    """llama-cpp-python's own OpenAI-compatible server, one per session, with the same GGUF."""
+    require_real_model()
+    from tests.realmodel.llama_server import llama_server
+
+    with llama_server(n_ctx=4096, n_threads=2, seed=1234) as base_url:
+        yield base_url
+
+
 @pytest_asyncio.fixture
 async def llama_ollama(llama_model: Any) -> AsyncIterator[LlamaOllama]:
     server = await LlamaOllama(llama_model).start()
