@@ -77,8 +77,13 @@ def case_text(case: Case, decisions: list[HumanDecision] | None = None) -> str:
     lines = [
         f"case {shown_id(case.id)} [{case.status.value}] {shown_id(msg.platform)}/{shown_id(msg.server_id)}"
         f" #{shown_id(msg.channel_id)} message {shown_id(msg.message_id)} by {shown_id(msg.author.id)}"
-        f" at {case.created_at:%Y-%m-%d %H:%M} UTC",
+        f" at {case.created_at:%Y-%m-%d %H:%M} UTC" + (f" (revision {case.revision})" if case.revision > 1 else ""),
         f"  text: {safe_echo(msg.text, 500)!r}" if msg.text else "  text: (not retained)",
+    ]
+    lines += [
+        f"  note: {'edited' if n.kind.value == 'edited' else 'deleted'} by the author at {n.at:%Y-%m-%d %H:%M} UTC"
+        + (f" (revision {n.revision}, judged as its own case)" if n.revision else "")
+        for n in case.notes
     ]
     lines += [f"  verdict: {verdict_line(v)}" for v in case.verdicts]
     lines += [f"  effect {r.id}: {effect_line(r)}" for r in case.effects]

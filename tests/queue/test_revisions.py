@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from adapters.console.render import case_text
 from bot.domain import Case, CaseNoteKind, CaseStatus, EffectKind, EffectOutcome
 from bot.pipeline import EditLimits, ModerationPipeline
 from bot.store.sqlite import SqliteStore
@@ -136,6 +137,11 @@ async def test_an_edit_of_a_message_under_an_open_case_notes_it_and_updates_the_
     assert sink.kinds(first.id) == [EffectKind.FLAG, EffectKind.UPDATE_FLAG]
     assert [r.outcome for r in first.effects] == [EffectOutcome.DONE, EffectOutcome.DONE]
     assert second.status is CaseStatus.CLEAN and second.notes == ()
+    # What a moderator at the console sees of both.
+    assert "note: edited by the author at" in case_text(first) and "(revision 2, judged as its own case)" in case_text(
+        first
+    )
+    assert "(revision 2)" in case_text(second).splitlines()[0]
 
 
 async def test_a_hundred_fast_edits_are_not_a_hundred_model_calls_and_the_final_text_is_judged(
