@@ -116,23 +116,33 @@ async def run(
     The end of stdin stops the bot only when stdin is its only source; then the messages
     already accepted are decided first. SIGTERM or SIGINT stop it at once: intake stops,
     and what was accepted stays queued for the next start. Returns the exit code.
+
+    One bot process per database: raises RunnerLockHeld, before connecting anything or
+    migrating the database, when another one runs on it.
     """
     from bot.bootstrap import bootstrap
+    from bot.store.sqlite import SqliteStore
 
     env = os.environ if environ is None else environ
     entries = platforms_to_start(env)
     if stdin or not entries:
         entries = [CONSOLE, *entries]
-    running: dict[str, RunningPlatform] = {}
-    for entry in entries:
-        running[entry.name] = await entry.load().connect(settings, env)
-    metrics = _metrics_if_served(settings)
-    app = await bootstrap(
-        settings,
-        {name: platform.adapter for name, platform in running.items()},
-        capabilities=declared_capabilities(env),
-        metrics=metrics,
-    )
+    store = await SqliteStore.open(settings.db, runner="modbot run")
+    try:
+        running: dict[str, RunningPlatform] = {}
+        for entry in entries:
+            running[entry.name] = await entry.load().connect(settings, env)
+        metrics = _metrics_if_served(settings)
+        app = await bootstrap(
+            settings,
+            {name: platform.adapter for name, platform in running.items()},
+            capabilities=declared_capabilities(env),
+            store=store,
+            metrics=metrics,
+        )
+    except BaseException:
+        await store.close()
+        raise
     if metrics is not None:
         from bot.observability.wiring import observability_endpoint
 
@@ -158,7 +168,7 @@ async def run(
                 break
             failed = [t for t in done if t.exception() is not None]
             for task in failed:
-                log.error("platform %s stopped: %s", serving[task], task.exception())
+                log.error("platform %s stopped: %s", serving[task], task.exception(), exc_info=task.exception())
                 code = 1
             if failed:
                 break

@@ -40,6 +40,14 @@ def build_probe(settings: ModbotSettings) -> ModelProbe:
     return build_classifier(settings)
 
 
+def model_slots(classifier: Classifier, settings: ModbotSettings) -> int:
+    """How many calls the model serves at once: the sum of its endpoints' bounds, else the setting."""
+    endpoints = getattr(getattr(classifier, "pool", None), "endpoints", None)
+    if endpoints:
+        return sum(int(endpoint.bound) for endpoint in endpoints)
+    return settings.model_concurrency
+
+
 async def bootstrap(
     settings: ModbotSettings,
     platforms: Mapping[str, EffectSink] | None = None,
@@ -52,6 +60,7 @@ async def bootstrap(
     run_jobs: bool = True,
     job_intervals: JobIntervals | None = None,
     clock: Clock = utcnow,
+    runner: str | None = None,
     metrics: ModbotMetrics | None = None,
 ) -> ModbotApp:
     """Build the app: each service once, over one store, one model client and the running adapters.
@@ -60,17 +69,20 @@ async def bootstrap(
     (with `post`) its ModChannel. `capabilities` are every platform's declarations, running
     here or not (the launcher collects them), for `settings set` and `modbot status`.
     `run_jobs` False (admin commands) builds no model probe and schedules nothing.
+    `runner` names a process that works the queue (`modbot run`, `replay`): it must be the
+    only one on the database (RunnerLockHeld otherwise); admin commands pass none.
     With `metrics`, the model calls, effects, decided messages, appeals and the queue are
     counted there (bot.observability.metrics).
     """
     from bot.app import ModbotApp
     from bot.pipeline import ModerationPipeline
     from bot.platforms import PlatformCatalog, PlatformRouter
-    from bot.workflow.appeals import Appeals
+    from bot.store.ports import WorkKind
+    from bot.workflow.appeals import Appeals, SecondOpinions
     from bot.workflow.jobs import JobIntervals, WorkflowJobs
     from bot.workflow.labels import Labels
     from bot.workflow.policies import PolicyAdmin
-    from bot.workflow.preview import Previews
+    from bot.workflow.preview import Previews, QueuedPreviews
     from bot.workflow.privacy import MemberDataRequests
     from bot.workflow.reports import Reports
     from bot.workflow.review import Reviews
@@ -80,12 +92,15 @@ async def bootstrap(
     if store is None:
         from bot.store.sqlite import SqliteStore
 
-        store = await SqliteStore.open(settings.db, now=clock)
+        store = await SqliteStore.open(settings.db, now=clock, runner=runner)
+    elif runner is not None:
+        await store.take_runner_lock(runner)
     try:
         model = classifier or build_classifier(settings, retry, observer=metrics)
     except BaseException:
         await store.close()
         raise
+    slots = model_slots(model, settings)
     adapters = dict(platforms or {})
     if metrics is not None:
         from bot.observability.metrics import InstrumentedSink
@@ -94,22 +109,36 @@ async def bootstrap(
         adapters = {name: InstrumentedSink(adapter, metrics) for name, adapter in adapters.items()}
         metrics.track_queue(store.queue_backlog, clock)
     router = PlatformRouter(adapters, PlatformCatalog(capabilities))
-    pipeline = ModerationPipeline(store, model, router, workers=settings.worker_count, now=clock)
+    # The bulk of messages keeps at most the model's concurrency in flight, so that interactive
+    # work (appeals, previews: the services below call the model directly) is next in line.
+    pipeline = ModerationPipeline(store, model, router, workers=settings.worker_count, now=clock, model_slots=slots)
     if metrics is not None:
         pipeline.observers.append(metrics.observe_case)
     changed = pipeline.invalidate
     if run_jobs and probe is None:
         probe = build_probe(settings)
+    appeals = Appeals(
+        store,
+        model,
+        router,
+        router,
+        clock,
+        observe=metrics.observe_appeal if metrics else None,
+        on_work=pipeline.wake,
+    )
+    preview = Previews(store, model, changed, clock, mod_channel=router, on_work=pipeline.wake)
+    pipeline.register_work(WorkKind.SECOND_OPINION, SecondOpinions(appeals))
+    pipeline.register_work(WorkKind.PREVIEW, QueuedPreviews(preview))
     return ModbotApp(
         store=store,
         classifier=model,
         platforms=router,
         pipeline=pipeline,
         reviews=Reviews(store, router, clock),
-        appeals=Appeals(store, model, router, router, clock, observe=metrics.observe_appeal if metrics else None),
+        appeals=appeals,
         policies=PolicyAdmin(store, changed, clock),
         server_settings=ServerSettingsService(store, router.catalog, changed, clock),
-        preview=Previews(store, model, changed, clock),
+        preview=preview,
         reports=Reports(store),
         labels=Labels(store),
         status=Status(store, router),

@@ -318,6 +318,22 @@ class CaseStatus(StrEnum):
     OVERTURNED = "overturned"
 
 
+class CaseNoteKind(StrEnum):
+    """Something that happened to a case's message after the case was made."""
+
+    EDITED = "edited"  # the author changed the text: the new revision is judged as its own case
+    DELETED = "deleted"  # the author deleted the message
+
+
+class CaseNote(Frozen):
+    """What moderators see beside a case: the message changed under it (no message text)."""
+
+    kind: CaseNoteKind
+    at: UtcDatetime
+    # EDITED: the revision the edit made (judged as its own case unless a newer one came first).
+    revision: int | None = None
+
+
 class Case(Frozen):
     id: str
     message: Message
@@ -331,6 +347,12 @@ class Case(Frozen):
     created_at: UtcDatetime = Field(default_factory=utcnow)
     # When retention removed the message's text (`message.text` is then empty).
     text_purged_at: UtcDatetime | None = None
+    # Which revision of the message this case judged: 1 as first sent, one more for each
+    # edit that changed the text (every revision is judged as its own case).
+    revision: int = Field(default=1, ge=1)
+    # Edits and deletion of the message after the case was made, oldest first.
+    notes: tuple[CaseNote, ...] = ()
+
     # What judging did, in words and without message content: how the text was judged
     # (normalised, in parts, past the cap), verdicts reused, rule ids the policy does not
     # define, a raid repeat joining another case's flag, a moderator DM held back.

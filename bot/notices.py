@@ -26,6 +26,8 @@ class AppealView(Frozen):
     second_opinion: tuple[Verdict, ...]
     # Why there is no second opinion yet (the model was down, the text was purged).
     second_opinion_error: str = ""
+    # The second opinion is queued: it is posted to the mod channel when the model gives it.
+    second_opinion_queued: bool = False
     filed_at: UtcDatetime
     decided_by: str | None = None
     decided_at: UtcDatetime | None = None
@@ -33,8 +35,43 @@ class AppealView(Frozen):
 
 
 class AppealFiled(Frozen):
+    """An appeal was filed; its second opinion follows (SecondOpinion) once the model has given it."""
+
     kind: Literal["appeal_filed"] = "appeal_filed"
     appeal: AppealView
+
+
+class SecondOpinion(Frozen):
+    """An appeal's high-effort second opinion arrived (or, `appeal.second_opinion_error`, could not be had)."""
+
+    kind: Literal["second_opinion"] = "second_opinion"
+    appeal: AppealView
+
+
+class PreviewSummary(Frozen):
+    """A preview's outcome in counts and case ids, without any message text."""
+
+    draft_id: int
+    name: str
+    base_version: int  # the live version previewed against; 0 for a new policy
+    examined: int
+    skipped: int
+    unchanged: int
+    undecided: int
+    newly_flagged: tuple[str, ...]  # case ids
+    no_longer_flagged: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+
+class PreviewFinished(Frozen):
+    """A queued policy preview finished: its draft is saved for `apply`, or it failed (`problem`)."""
+
+    kind: Literal["preview_finished"] = "preview_finished"
+    server_id: str
+    name: str
+    requested_by: str
+    summary: PreviewSummary | None = None
+    problem: str = ""
 
 
 class WaitingAppeal(Frozen):
@@ -89,4 +126,7 @@ class ModelRecovered(Frozen):
     recovered_at: UtcDatetime
 
 
-Notice = Annotated[AppealFiled | AppealReminder | Digest | ModelOutage | ModelRecovered, Field(discriminator="kind")]
+Notice = Annotated[
+    AppealFiled | SecondOpinion | AppealReminder | Digest | ModelOutage | ModelRecovered | PreviewFinished,
+    Field(discriminator="kind"),
+]

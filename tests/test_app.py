@@ -108,8 +108,10 @@ async def test_a_case_walks_from_flag_to_overturn_through_the_app_alone(
         (case,) = await modbot.reviews.open_cases(MOD)
         assert case.effects[0].reference == f"mod-channel/{case.id}"
         view = await modbot.appeals.file(case.id, AUTHOR, "I was quoting someone")
-        assert view.case_status is CaseStatus.APPEALED and len(view.second_opinion) == 1
-        assert [n.kind for n in adapter.posted] == ["appeal_filed"]
+        assert view.case_status is CaseStatus.APPEALED and view.second_opinion_queued
+        await modbot.pipeline.drain()  # the second opinion runs as queued work
+        assert len((await modbot.appeals.view(case.id, MOD)).second_opinion) == 1
+        assert [n.kind for n in adapter.posted] == ["appeal_filed", "second_opinion"]
         outcome = await modbot.appeals.overturn(case.id, MOD, note="a quote")
         assert [d.action.value for d in (await modbot.reviews.show(case.id, MOD))[1]] == ["overturn"]
     assert outcome.case.status is CaseStatus.OVERTURNED
@@ -193,6 +195,6 @@ async def test_leaving_the_app_stops_intake_then_workers_then_closes_the_clients
         assert modbot.pipeline._workers  # started on entry
     with pytest.raises(IntakeClosed):
         await modbot.pipeline.submit(make_message("late"))
-    assert modbot.pipeline._workers == []
+    assert not modbot.pipeline.running
     assert classifier.closed and adapter.closed and store.closed
     assert await store.queue_counts() == {}  # the late message was never accepted

@@ -90,8 +90,10 @@ async def test_decision_commits_case_effects_and_queue_together(store: SqliteSto
     case = await store.cases.get("C1")
     assert case is not None and case.message.text == "secret text" and case.effects[0].outcome is EffectOutcome.PENDING
     await store.effects.set_outcome("C1", 1, EffectOutcome.DONE, "ok", finish_queue_id=qid)
-    row = await store.fetchone("SELECT state, message FROM queue WHERE id = ?", (qid,))
-    assert tuple(row) == ("done", None)  # type: ignore[arg-type]
+    row = await store.fetchone("SELECT state FROM queue WHERE id = ?", (qid,))
+    assert tuple(row) == ("done",)  # type: ignore[arg-type]
+    # The message's text left the queue with its decision.
+    assert await store.fetchone("SELECT 1 FROM queue_messages WHERE queue_id = ?", (qid,)) is None
 
 
 async def test_a_failing_decision_writes_nothing_and_spares_its_batch(store: SqliteStore) -> None:
@@ -104,7 +106,7 @@ async def test_a_failing_decision_writes_nothing_and_spares_its_batch(store: Sql
         store.record_decision(q3, _case("C3", "m3"), []),
         return_exceptions=True,
     )
-    assert isinstance(results[0], sqlite3.IntegrityError) and results[1] is None
+    assert isinstance(results[0], sqlite3.IntegrityError) and results[1] is True
     states = dict(await store.fetchall("SELECT id, state FROM queue"))  # type: ignore[arg-type]
     assert states == {q1: "done", q2: "pending", q3: "done"}
     assert (await store.fetchone("SELECT COUNT(*) FROM verdicts WHERE case_id = 'C1'"))[0] == 1  # type: ignore[index]

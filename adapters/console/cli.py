@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -20,7 +21,7 @@ from adapters.console.options import DbOption, EffortChoice, JsonOption, app, fa
 
 if TYPE_CHECKING:
     from bot.app import ModbotApp
-    from bot.domain import Case, Effort, Message
+    from bot.domain import Case, Effort
     from bot.policy_format import PolicyDocument
     from bot.settings import ModbotSettings
 
@@ -116,24 +117,14 @@ def replay(
     as_json: JsonOption = False,
     quiet_effects: Annotated[bool, typer.Option("--quiet-effects", help="Do not print effects.")] = False,
 ) -> None:
-    """Run a file of messages through the whole pipeline; effects are printed, not executed."""
-    from adapters.console.mapping import ReplayLineError, message_from_line, parse_replay_line
+    """Run a file of messages through the whole pipeline; effects are printed, not executed.
 
+    A file with a bad line is refused whole, every bad line named. A line with an id seen
+    before and other text (or "edited": true) is an edit: only each message's latest
+    revision is judged. Killed and run again, it decides only what the first run did not.
+    """
     settings = load_settings(db)
-    try:
-        raw_lines = file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise fail(f"cannot read {file}: {exc}") from exc
-    messages: list[Message] = []
-    errors: list[str] = []
-    received = datetime.now(UTC)
-    for lineno, raw in enumerate(raw_lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            messages.append(message_from_line(parse_replay_line(raw, str(file), lineno), received))
-        except ReplayLineError as exc:
-            errors.append(str(exc))
+    errors, count = _check_replay_file(file)
     if errors:
         # Nothing is submitted from a file with bad lines: fix them and run again.
         raise fail(
@@ -142,62 +133,124 @@ def replay(
             + (f"\n  ... and {len(errors) - 50} more" if len(errors) > 50 else "")
         )
     docs = policy_documents(settings, policy)
-    asyncio.run(
-        _replay(
-            settings, docs, messages, as_json, explicit_policies=policy is not None, print_effects=not quiet_effects
+    from bot.store.ports import RunnerLockHeld
+
+    try:
+        asyncio.run(
+            _replay(
+                settings,
+                docs,
+                file,
+                count,
+                as_json,
+                explicit_policies=policy is not None,
+                print_effects=not quiet_effects,
+            )
         )
-    )
+    except RunnerLockHeld as exc:
+        raise fail(str(exc)) from exc
+
+
+def _replay_lines(file: Path) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) of each line; text None for a line that is not UTF-8 or is too long.
+
+    Read a line at a time: a file of any length is checked and replayed in bounded memory.
+    """
+    from adapters.console.mapping import MAX_LINE_BYTES
+
+    with file.open("rb") as lines:
+        for lineno, raw in enumerate(lines, start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                yield lineno, None
+                continue
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield lineno, None
+
+
+def _check_replay_file(file: Path) -> tuple[list[str], int]:
+    """Every bad line of the file, named, and how many messages it holds."""
+    from adapters.console.mapping import MAX_LINE_BYTES, ReplayLineError, parse_replay_line
+
+    errors: list[str] = []
+    count = 0
+    try:
+        for lineno, text in _replay_lines(file):
+            if text is None:
+                errors.append(f"{file}:{lineno}: not UTF-8, or longer than {MAX_LINE_BYTES:,} bytes")
+            elif text.strip():
+                try:
+                    parse_replay_line(text, str(file), lineno)
+                    count += 1
+                except ReplayLineError as exc:
+                    errors.append(str(exc))
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc}") from exc
+    return errors, count
 
 
 async def _replay(
     settings: ModbotSettings,
     docs: list[PolicyDocument],
-    messages: list[Message],
+    file: Path,
+    count: int,
     as_json: bool,
     explicit_policies: bool,
     print_effects: bool,
 ) -> None:
     from tqdm import tqdm
 
-    from adapters.console.mapping import readable_line, replay_record
+    from adapters.console.mapping import message_from_line, parse_replay_line, readable_line, replay_record
+    from adapters.console.platform import Submitter
     from adapters.console.sink import ConsoleAdapter
     from adapters.launcher import declared_capabilities
     from bot.bootstrap import bootstrap
     from bot.policy_library import install_policies
 
-    # stderr: stdout stays one line per message. Replay is not a running bot: no jobs.
+    # stderr: stdout stays one line per case. Replay is not a running bot (no jobs), but it
+    # works the queue: it is the only such process on the database while it runs.
     modbot = await bootstrap(
         settings,
         {"console": ConsoleAdapter(enabled=print_effects)},
         capabilities=declared_capabilities(),
         run_jobs=False,
+        runner="modbot replay",
     )
-    progress = tqdm(total=len(messages), file=sys.stderr, unit="msg", disable=len(messages) < 20, mininterval=0.5)
-    printed: set[tuple[str, str, str]] = set()
+    progress = tqdm(total=count, file=sys.stderr, unit="msg", disable=count < 20, mininterval=0.5)
+    printed: set[str] = set()
 
     def emit(case: Case) -> None:
-        if case.message.key in printed:  # a resumed message may finish before the loop reaches it
+        if case.id in printed:  # a resumed message may finish before the loop reaches it
             return
-        printed.add(case.message.key)
+        printed.add(case.id)
         typer.echo(json.dumps(replay_record(case), ensure_ascii=False) if as_json else readable_line(case))
         progress.update(1)
 
     try:
-        for platform, server_id in dict.fromkeys((m.platform, m.server_id) for m in messages):
+        servers: dict[tuple[str, str], None] = {}
+        for lineno, text in _replay_lines(file):
+            if text and text.strip():
+                line = parse_replay_line(text, str(file), lineno)
+                servers.setdefault(("console", line.server))
+        for platform, server_id in servers:
             if explicit_policies or not await modbot.store.policies.live(platform, server_id):
                 await install_policies(modbot.store, platform, server_id, docs, actor="modbot replay")
         modbot.pipeline.observers.append(emit)
+        received = datetime.now(UTC)
+        # The whole file is taken in first, concurrently (intake shares group commits), then
+        # judged: a message edited later in the file is judged once, as it finally reads.
+        async with Submitter(modbot) as submitter:
+            for lineno, text in _replay_lines(file):
+                if text and text.strip():
+                    await submitter.submit(message_from_line(parse_replay_line(text, str(file), lineno), received))
         async with modbot:
-            for message in messages:
-                if await modbot.pipeline.submit(message):
-                    continue
-                # Seen by an earlier run. Still open: start() resumed it, and it is printed when
-                # finished. Done: it is shown from its case, not decided again.
-                if await modbot.store.queue_state(*message.key) == "done":
-                    case = await modbot.store.cases.for_message(*message.key)
-                    if case is not None:
-                        emit(case)
             await modbot.pipeline.drain()
+            # Seen by an earlier run (or twice in this file): shown from its case, not decided again.
+            for key in submitter.repeats:
+                case = await modbot.store.cases.for_message(*key)
+                if case is not None:
+                    emit(case)
     finally:
         progress.close()
         await modbot.aclose()
@@ -257,6 +310,7 @@ def main() -> None:
         policy_eng_cli,
         privacy_cli,
         run_cli,
+        storage_cli,
         workflow_cli,
     )
 

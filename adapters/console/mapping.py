@@ -14,6 +14,11 @@ from bot.sanitise import safe_inline
 PLATFORM = "console"
 
 
+# A line longer than this is refused without being parsed: Slack's longest message is
+# 40,000 characters, which JSON escapes to well under this.
+MAX_LINE_BYTES = 1 << 20
+
+
 class ReplayLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -25,7 +30,11 @@ class ReplayLine(BaseModel):
     author_is_bot: bool = False
     author_roles: list[str] = []
     reply_to: str | None = None
+    # When this revision was written: the message's time, or with `edited` the edit's.
     ts: datetime | None = None
+    # An edit of a message sent earlier (a line with an id seen before and other text is one
+    # anyway): judged again as a new revision of the same message.
+    edited: bool = False
 
 
 class ReplayLineError(ValueError):
@@ -35,21 +44,33 @@ class ReplayLineError(ValueError):
 
 
 def parse_replay_line(raw: str, source: str, lineno: int) -> ReplayLine:
+    """One line of `run` or `replay` input; ReplayLineError names what is wrong, never echoing the line."""
+    # A byte-order mark (Windows editors write one) is not part of the JSON.
+    raw = raw.removeprefix("\ufeff")
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ReplayLineError(source, lineno, f"not JSON: {exc.msg} at column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise ReplayLineError(source, lineno, "JSON nested too deeply") from exc
+    except ValueError as exc:  # a number Python refuses to read (over 4,300 digits)
+        raise ReplayLineError(source, lineno, "not usable JSON: a number is too long") from exc
     try:
         return ReplayLine.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg'].lower()}" for e in exc.errors())
+        # The field names come from the line: made safe to print on one line.
+        problems = "; ".join(
+            f"{safe_inline('.'.join(map(str, e['loc'])), 60) or 'line'}: {e['msg'].lower()}" for e in exc.errors()[:10]
+        )
         raise ReplayLineError(source, lineno, problems) from exc
+    except RecursionError as exc:
+        raise ReplayLineError(source, lineno, "JSON nested too deeply") from exc
 
 
 def message_from_line(line: ReplayLine, received_at: datetime) -> Message:
-    sent = line.ts or received_at
-    if sent.tzinfo is None:
-        sent = sent.replace(tzinfo=UTC)
+    written = line.ts or received_at
+    if written.tzinfo is None:
+        written = written.replace(tzinfo=UTC)
     return Message(
         platform=PLATFORM,
         server_id=line.server,
@@ -58,7 +79,9 @@ def message_from_line(line: ReplayLine, received_at: datetime) -> Message:
         author=Author(id=line.author, name=line.author, roles=tuple(line.author_roles), is_bot=line.author_is_bot),
         text=line.text,
         reply_to=line.reply_to,
-        sent_at=sent,
+        sent_at=written,
+        edited=line.edited,
+        edited_at=written if line.edited else None,
     )
 
 
@@ -67,6 +90,7 @@ def replay_record(case: Case) -> dict[str, Any]:
         "message_id": case.message.message_id,
         "server_id": case.message.server_id,
         "case_id": case.id,
+        "revision": case.revision,
         "status": case.status.value,
         "violation": case.violation,
         "rule_ids": list(case.rule_ids),

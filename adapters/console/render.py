@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING, Any, assert_never
 import typer
 
 from bot.domain import Case, EffectOutcome, EffectRecord, EffectResult, HumanDecision, ServerSettings, Verdict
-from bot.notices import AppealFiled, AppealReminder, AppealView, Digest, ModelOutage, ModelRecovered, Notice
+from bot.notices import (
+    AppealFiled,
+    AppealReminder,
+    AppealView,
+    Digest,
+    ModelOutage,
+    ModelRecovered,
+    Notice,
+    PreviewFinished,
+    SecondOpinion,
+)
 from bot.sanitise import safe_echo, safe_inline
 
 if TYPE_CHECKING:
@@ -67,8 +77,13 @@ def case_text(case: Case, decisions: list[HumanDecision] | None = None) -> str:
     lines = [
         f"case {shown_id(case.id)} [{case.status.value}] {shown_id(msg.platform)}/{shown_id(msg.server_id)}"
         f" #{shown_id(msg.channel_id)} message {shown_id(msg.message_id)} by {shown_id(msg.author.id)}"
-        f" at {case.created_at:%Y-%m-%d %H:%M} UTC",
+        f" at {case.created_at:%Y-%m-%d %H:%M} UTC" + (f" (revision {case.revision})" if case.revision > 1 else ""),
         f"  text: {safe_echo(msg.text, 500)!r}" if msg.text else "  text: (not retained)",
+    ]
+    lines += [
+        f"  note: {'edited' if n.kind.value == 'edited' else 'deleted'} by the author at {n.at:%Y-%m-%d %H:%M} UTC"
+        + (f" (revision {n.revision}, judged as its own case)" if n.revision else "")
+        for n in case.notes
     ]
     lines += [f"  verdict: {verdict_line(v)}" for v in case.verdicts]
     lines += [f"  effect {r.id}: {effect_line(r)}" for r in case.effects]
@@ -107,7 +122,9 @@ def appeal_text(view: AppealView) -> str:
         f"  statement: {safe_echo(view.statement, 1000)!r}" if view.statement else "  statement: (not retained)"
     )
     lines += [f"  second opinion: {verdict_line(v)}" for v in view.second_opinion]
-    if not view.second_opinion:
+    if not view.second_opinion and view.second_opinion_queued and not view.second_opinion_error:
+        lines.append("  second opinion: queued; the running bot posts it to the mod channel when the model gives it")
+    elif not view.second_opinion:
         why = f" ({safe_inline(view.second_opinion_error, 300)})" if view.second_opinion_error else ""
         lines.append(
             f"  second opinion: none yet{why}; `modbot appeal second-opinion {shown_id(view.case_id)}` asks again"
@@ -123,6 +140,10 @@ def notice_text(notice: Notice) -> str:
     match notice:
         case AppealFiled():
             return "new appeal\n" + appeal_text(notice.appeal)
+        case SecondOpinion():
+            return "second opinion on an appeal\n" + appeal_text(notice.appeal)
+        case PreviewFinished():
+            return preview_finished_text(notice)
         case AppealReminder():
             waiting = ", ".join(f"case {shown_id(a.case_id)} ({a.waiting_hours:g} h)" for a in notice.appeals)
             return f"{len(notice.appeals)} appeal(s) waiting longer than {notice.limit_hours} h: {waiting}"
@@ -140,6 +161,24 @@ def notice_text(notice: Notice) -> str:
             )
         case _:
             assert_never(notice)
+
+
+def preview_finished_text(notice: PreviewFinished) -> str:
+    head = f"preview of {safe_inline(notice.name, 80)} for {safe_inline(notice.requested_by, 80)}"
+    if notice.summary is None:
+        return f"{head} failed: {safe_echo(notice.problem, 300)}"
+    s = notice.summary
+    lines = [
+        f"{head}: {s.examined} messages examined ({s.skipped} skipped, {s.unchanged} unchanged,"
+        f" {s.undecided} undecided); {len(s.newly_flagged)} newly flagged, {len(s.no_longer_flagged)} no longer"
+        f" flagged; draft {s.draft_id} against v{s.base_version}: `modbot policy apply {s.draft_id}` makes it live"
+    ]
+    if s.newly_flagged:
+        lines.append("  newly flagged: " + ", ".join(safe_inline(c, 40) for c in s.newly_flagged))
+    if s.no_longer_flagged:
+        lines.append("  no longer flagged: " + ", ".join(safe_inline(c, 40) for c in s.no_longer_flagged))
+    lines += [f"  warning: {safe_echo(w, 300)}" for w in s.warnings]
+    return "\n".join(lines)
 
 
 def digest_text(notice: Digest) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from adapters.console.options import app, load_settings
+from adapters.console.options import app, fail, load_settings
 
 
 @app.command()
@@ -25,6 +25,11 @@ def run(
     once, leaving what was accepted queued for the next start.
     """
     from adapters.launcher import run as launch
+    from bot.store.ports import RunnerLockHeld
 
     settings = load_settings()
-    raise typer.Exit(asyncio.run(launch(settings, stdin=stdin)))
+    try:
+        code = asyncio.run(launch(settings, stdin=stdin))
+    except RunnerLockHeld as exc:
+        raise fail(str(exc)) from exc
+    raise typer.Exit(code)

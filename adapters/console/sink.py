@@ -39,6 +39,8 @@ class ConsoleEffectSink:
                 )
                 if context.joins.count:
                     notice += f" repeats={context.joins.count}"
+                if case.notes:  # the author edited or deleted the message since the flag
+                    notice += f" message={case.notes[-1].kind.value}"
             if effect.kind is EffectKind.DM_MODERATORS and effect.dm_summary is not None:
                 notice = f" raid={effect.dm_summary.words()!r}"
             print(

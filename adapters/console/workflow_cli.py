@@ -146,7 +146,11 @@ def appeal_file(
     platform: PlatformOption = PLATFORM,
     db: DbOption = None,
 ) -> None:
-    """Appeal a decision about your message, once. The model looks again at high effort."""
+    """Appeal a decision about your message, once.
+
+    The model looks again at high effort: the running bot posts its second opinion to the mod
+    channel (a moderator's `appeal second-opinion` asks for it at once).
+    """
     from adapters.console.render import appeal_text
 
     who = make_actor(actor, False, None, platform, server)

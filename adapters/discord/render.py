@@ -37,6 +37,8 @@ from bot.notices import (
     ModelOutage,
     ModelRecovered,
     Notice,
+    PreviewFinished,
+    SecondOpinion,
 )
 
 CONTENT_LIMIT = 2000
@@ -408,7 +410,7 @@ def _verdict_line(v: Verdict) -> str:
     return f"**{v.policy} v{v.policy_version}**: {label}{rules}, {v.confidence.value} confidence{rationale}"
 
 
-def appeal_post(view: AppealView) -> Outgoing:
+def appeal_post(view: AppealView, *, title: str = "Appeal on case") -> Outgoing:
     """An appeal for moderators, with the original rationale, the second opinion and Uphold/Overturn.
 
     No excerpt of the message: the appeal view does not say whether its policy is
@@ -417,7 +419,7 @@ def appeal_post(view: AppealView) -> Outgoing:
     link = jump_url(view.server_id, view.channel_id, view.message_id)
     pending = view.appeal_status.value == "pending"
     embed = new_embed(
-        f"Appeal on case {view.case_id}",
+        f"{title} {view.case_id}",
         description=f"{user_ref(view.author_id)} appeals. [Jump to the message]({link})"
         + ("" if view.text is not None else "\nThe message's text is no longer kept."),
         colour=ORANGE if pending else GREY,
@@ -489,11 +491,38 @@ def _digest(notice: Digest) -> Outgoing:
     return Outgoing(embeds=(finish(embed, f"{when(notice.period_start)} to {when(notice.period_end)}"),))
 
 
+def _preview_finished(notice: PreviewFinished) -> Outgoing:
+    title = f"Preview of {untrusted(notice.name, 100)}"
+    if notice.summary is None:
+        embed = new_embed(title, description=f"It failed: {untrusted(notice.problem, 1000)}", colour=RED)
+        return Outgoing(embeds=(finish(embed, f"asked by {notice.requested_by}"),))
+    s = notice.summary
+    embed = new_embed(
+        title,
+        description=f"Draft {s.draft_id} against v{s.base_version}: apply it to make it live.",
+        colour=BLURPLE,
+    )
+    fields: list[tuple[str, str, bool]] = [
+        ("Examined", f"{s.examined} ({s.skipped} skipped)", True),
+        ("Unchanged / undecided", f"{s.unchanged} / {s.undecided}", True),
+        ("Newly flagged", ", ".join(untrusted(c, 40) for c in s.newly_flagged[:20]) or "none", False),
+        ("No longer flagged", ", ".join(untrusted(c, 40) for c in s.no_longer_flagged[:20]) or "none", False),
+    ]
+    if s.warnings:
+        fields.append(("Warnings", "\n".join(untrusted(w, 300) for w in s.warnings), False))
+    add_fields(embed, fields)
+    return Outgoing(embeds=(finish(embed, f"asked by {notice.requested_by}"),))
+
+
 def notice_post(notice: Notice) -> Outgoing:
     """Every mod-channel notice, one case each: a new kind fails mypy here until it is drawn."""
     match notice:
         case AppealFiled():
             return appeal_post(notice.appeal)
+        case SecondOpinion():  # posted when the queued second opinion arrives, after the appeal's own post
+            return appeal_post(notice.appeal, title="Second opinion on the appeal of case")
+        case PreviewFinished():
+            return _preview_finished(notice)
         case AppealReminder():
             return _reminder(notice)
         case Digest():

@@ -37,7 +37,17 @@ from bot.domain import (
     Verdict,
     VerdictStatus,
 )
-from bot.notices import AppealFiled, AppealReminder, AppealView, Digest, ModelOutage, ModelRecovered, Notice
+from bot.notices import (
+    AppealFiled,
+    AppealReminder,
+    AppealView,
+    Digest,
+    ModelOutage,
+    ModelRecovered,
+    Notice,
+    PreviewFinished,
+    SecondOpinion,
+)
 from bot.sanitise import valid_text
 
 from .mapping import split_reference
@@ -513,10 +523,10 @@ def appeal_outcome_notice(context_: EffectContext, effect: Effect) -> SlackMessa
 # ---------------------------------------------------------------- mod-channel notices
 
 
-def _appeal_message(appeal: AppealView, directory: Directory) -> SlackMessage:
+def _appeal_message(appeal: AppealView, directory: Directory, title: str = "Appeal on case") -> SlackMessage:
     pending = appeal.appeal_status.value == "pending"
     blocks: list[Block] = [
-        header(f"Appeal on case {appeal.case_id}" + ("" if pending else f" · {appeal.appeal_status.value}")),
+        header(f"{title} {appeal.case_id}" + ("" if pending else f" · {appeal.appeal_status.value}")),
         fields_section(
             [
                 ("Author", directory.person(appeal.author_id)),
@@ -554,7 +564,7 @@ def _appeal_message(appeal: AppealView, directory: Directory) -> SlackMessage:
         by = f" by {directory.person(appeal.decided_by)}" if appeal.decided_by else ""
         note = f"\n{quote(appeal.note, 500)}" if appeal.note.strip() else ""
         blocks.append(section(f"*{appeal.appeal_status.value.title()}*{by} at {when(appeal.decided_at)}.{note}"))
-    return SlackMessage(text=f"Appeal on case {appeal.case_id}", blocks=fit_blocks(blocks))
+    return SlackMessage(text=f"{title} {appeal.case_id}", blocks=fit_blocks(blocks))
 
 
 def split_channel(channel_id: str) -> str:
@@ -600,11 +610,32 @@ def _digest_message(digest: Digest) -> SlackMessage:
     return SlackMessage(text=f"Moderation digest for {digest.day}", blocks=fit_blocks(blocks))
 
 
+def _preview_finished(notice: PreviewFinished) -> SlackMessage:
+    title = f"Preview of {escaped_within(notice.name, 100)}"
+    if notice.summary is None:
+        return SlackMessage(
+            text="A policy preview failed", blocks=[section(f"*{title}* failed: {escaped_within(notice.problem, 500)}")]
+        )
+    s = notice.summary
+    lines = [
+        f"*{title}*: draft {s.draft_id} against v{s.base_version}; apply it to make it live.",
+        f"{s.examined} messages examined ({s.skipped} skipped, {s.unchanged} unchanged, {s.undecided} undecided).",
+        "Newly flagged: " + (", ".join(f"`{escape(c)}`" for c in s.newly_flagged[:20]) or "none"),
+        "No longer flagged: " + (", ".join(f"`{escape(c)}`" for c in s.no_longer_flagged[:20]) or "none"),
+    ]
+    lines += [f"Warning: {escaped_within(w, 300)}" for w in s.warnings]
+    return SlackMessage(text="A policy preview finished", blocks=[section("\n".join(lines))])
+
+
 def notice_message(notice: Notice, *, directory: Directory = Directory()) -> SlackMessage:
     """A mod-channel notice as Block Kit; every kind of notice is handled (mypy checks the match)."""
     match notice:
         case AppealFiled():
             return _appeal_message(notice.appeal, directory)
+        case SecondOpinion():  # posted when the queued second opinion arrives, after the appeal's own post
+            return _appeal_message(notice.appeal, directory, "Second opinion on the appeal of case")
+        case PreviewFinished():
+            return _preview_finished(notice)
         case AppealReminder():
             lines = [
                 f"• case `{escape(a.case_id)}`, appeal {a.appeal_id}:"

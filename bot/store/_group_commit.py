@@ -38,6 +38,11 @@ class GroupCommit(Generic[Item, Result]):
             self._writer = asyncio.create_task(self._drain())
         return await future
 
+    async def wait_idle(self) -> None:
+        """Return once every item handed in so far is written (or failed)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer])
+
     async def _drain(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]

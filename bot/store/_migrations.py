@@ -9,7 +9,12 @@ from importlib import resources
 
 import aiosqlite
 
+from bot.store._migration_steps import PYTHON_STEPS
+
 _NAME_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# A migration line `-- python: name` runs PYTHON_STEPS[name] at that point, in the same
+# transaction: for what SQL cannot say without knowing the live schema (bot/store/_migration_steps.py).
+_PYTHON_STEP = re.compile(r"^-- python: ([a-z0-9_]+)$")
 
 
 @dataclass(frozen=True)
@@ -43,21 +48,29 @@ async def current_version(conn: aiosqlite.Connection) -> int:
 
 
 async def migrate(conn: aiosqlite.Connection, target: int | None = None) -> int:
-    """Apply every migration above the recorded version, each in its own transaction.
+    """Apply every migration not recorded in the database, in order, each in its own transaction.
 
     Returns the version the database is at afterwards. `target` stops early (for tests
-    of a migration against a file at the previous version).
+    of a migration against a file at the previous version). A migration is known by its
+    number, not by being below the highest one applied: one missing from the record (a
+    file upgraded through a branch that lacked it) is applied too.
     """
     version = await current_version(conn)
+    async with conn.execute("SELECT version FROM schema_migrations") as cur:
+        applied = {int(r[0]) for r in await cur.fetchall()}
     for mig in available_migrations():
-        if mig.version <= version or (target is not None and mig.version > target):
+        if mig.version in applied or (target is not None and mig.version > target):
             continue
         # executescript would commit on its own; statements are run one by one inside
         # an explicit transaction so a failing migration leaves nothing half-applied.
         await conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _split_statements(mig.sql):
-                await conn.execute(statement)
+                step = _PYTHON_STEP.match(statement)
+                if step:
+                    await PYTHON_STEPS[step.group(1)](conn)
+                else:
+                    await conn.execute(statement)
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, datetime('now'))",
                 (mig.version, mig.name),
@@ -66,15 +79,20 @@ async def migrate(conn: aiosqlite.Connection, target: int | None = None) -> int:
         except BaseException:
             await conn.execute("ROLLBACK")
             raise
-        version = mig.version
+        version = max(version, mig.version)
     return version
 
 
 def _split_statements(sql: str) -> list[str]:
-    lines = [ln for ln in sql.splitlines() if not ln.lstrip().startswith("--")]
+    """The SQL statements in order; a `-- python: name` line is a step of its own, kept in place."""
     statements: list[str] = []
     buffer = ""
-    for line in lines:
+    for line in sql.splitlines():
+        if _PYTHON_STEP.match(line.strip()):
+            statements.append(line.strip())
+            continue
+        if line.lstrip().startswith("--"):
+            continue
         buffer += line + "\n"
         if buffer.strip() and _is_complete(buffer):
             statements.append(buffer.strip())

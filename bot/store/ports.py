@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 from bot.domain import (
@@ -39,8 +40,16 @@ from bot.domain import (
     UtcDatetime,
     Verdict,
 )
+from bot.store.intake import IntakeOutcome
 
 Stage = Literal["review", "appeal"]
+
+# Cases a moderator still has to look at: an edit or a deletion of their message is noted
+# on them, and their flag post is updated.
+AWAITING_A_PERSON = frozenset({CaseStatus.OPEN, CaseStatus.NEEDS_REVIEW, CaseStatus.APPEALED})
+# Cases whose text is the evidence of a violation: a deletion by the author does not purge
+# it (retention does, on the server's schedule), or deleting abuse would erase the case.
+KEPT_AS_EVIDENCE = AWAITING_A_PERSON | {CaseStatus.CONFIRMED, CaseStatus.UPHELD}
 
 # Authors named beside a raid's flag: enough for moderators to act on, bounded for the post.
 MAX_JOINED_AUTHORS = 100
@@ -54,15 +63,72 @@ class DuplicateAppeal(Exception):
     """The case already has an appeal: a case is appealed once."""
 
 
+class RunnerLockHeld(Exception):
+    """Another bot process runs on this database: one bot process per database."""
+
+
 # ---------------------------------------------------------------- records
 
 
 @dataclass(frozen=True)
 class QueueItem:
+    """One revision of one message waiting in the queue (state pending) or for its effects (acting)."""
+
     id: int
     message: Message
     state: str
     case_id: str | None
+    revision: int = 1
+    enqueued_at: datetime | None = None
+    # A newer revision of the same message was accepted since: this one is not judged.
+    superseded: bool = False
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What became of one delivered message."""
+
+    outcome: IntakeOutcome
+    queue_id: int | None = None
+    revision: int | None = None
+    # Cases awaiting a person about earlier revisions: each got an EDITED note, and those
+    # with a flag post an UPDATE_FLAG intent to carry out.
+    noted_cases: tuple[str, ...] = ()
+
+    @property
+    def accepted(self) -> bool:
+        """Recorded (to judge now, later, or never for a stale revision): the platform may acknowledge it."""
+        return self.outcome in (IntakeOutcome.QUEUED, IntakeOutcome.HELD, IntakeOutcome.STALE)
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What a message's deletion by its author changed."""
+
+    cancelled: int  # queued revisions that will not be judged
+    purged: int  # cases whose text was removed
+    # Flagged cases about it: they keep their text as evidence and note the deletion; those
+    # awaiting a person with a flag post also got an UPDATE_FLAG intent.
+    noted_cases: tuple[str, ...] = ()
+
+
+class WorkKind(StrEnum):
+    """Interactive work: queued ahead of the bulk of messages, its result posted when it arrives."""
+
+    SECOND_OPINION = "second_opinion"  # an appeal's high-effort second opinion
+    PREVIEW = "preview"  # a draft policy judged against recent messages
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    id: int
+    kind: WorkKind
+    platform: str
+    server_id: str
+    subject: str  # what it is about ("appeal 12"): the same work is never queued twice at once
+    payload: Mapping[str, Any]
+    attempts: int  # unexpected failures so far (a model outage is not one)
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -411,6 +477,32 @@ class StatisticsRepository(Protocol):
     async def digest_counts(self, platform: str, server_id: str, start: datetime, end: datetime) -> DigestCounts: ...
 
 
+class WorkRepository(Protocol):
+    """Interactive work (appeal second opinions, previews), durable until done."""
+
+    async def add(
+        self, kind: WorkKind, platform: str, server_id: str, subject: str, payload: Mapping[str, Any], at: datetime
+    ) -> int | None:
+        """Queue work; None when the same kind and subject is already waiting."""
+        ...
+
+    async def waiting(self, exclude: Collection[int], limit: int) -> list[WorkItem]:
+        """Pending work, oldest first, leaving out the ids this process holds already."""
+        ...
+
+    async def pending(self, kind: WorkKind, subject: str) -> bool:
+        """Whether that work is queued and not finished yet."""
+        ...
+
+    async def record_failure(self, work_id: int, detail: str, at: datetime) -> int:
+        """Count an unexpected failure; returns the attempts so far."""
+        ...
+
+    async def finish(self, work_id: int, state: Literal["done", "failed"], detail: str, at: datetime) -> None: ...
+
+    async def counts(self) -> dict[str, int]: ...
+
+
 class Repositories(Protocol):
     """The repositories, each bound to one unit of work or each call its own transaction."""
 
@@ -442,6 +534,9 @@ class Repositories(Protocol):
     def statistics(self) -> StatisticsRepository: ...
 
     @property
+    def work(self) -> WorkRepository: ...
+
+    @property
     def privacy(self) -> PrivacyRepository: ...
 
 
@@ -452,29 +547,75 @@ class ModerationStore(Repositories, Protocol):
         """A unit of work: the repositories it yields commit together, or not at all."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Finish the writes handed in, release the runner lock if held, and close."""
+        ...
+
+    async def take_runner_lock(self, who: str) -> None:
+        """Be the only bot process on this store until close(); raises RunnerLockHeld if another is."""
+        ...
 
     # ------------------------------------------------------------ the pipeline's intake
 
-    async def enqueue(self, message: Message) -> int | None:
-        """Store a message durably; its queue id, or None if it was seen before."""
-        ...
+    async def intake(
+        self, message: Message, *, hold_until: datetime | None = None, flag_update: Effect | None = None
+    ) -> Intake:
+        """Store one delivered revision of a message durably (bot.store.intake says where it stands).
 
-    async def open_queue_items(self) -> list[QueueItem]: ...
-
-    async def queue_state(self, platform: str, server_id: str, message_id: str) -> str | None: ...
-
-    async def queue_counts(self) -> dict[str, int]: ...
-
-    async def queue_backlog(self) -> QueueBacklog:
-        """How many messages wait (or are being decided), and the oldest one's intake time.
-
-        Read at every metrics scrape: its cost must follow the backlog, not the history.
+        A new revision of an edited message is held until `hold_until` when given (edits
+        faster than the per-author limit). Cases awaiting a person about earlier revisions
+        get an EDITED note, and `flag_update` as an intent when they have a flag post.
         """
         ...
 
-    async def record_decision(self, queue_id: int, case: Case, effects: Sequence[tuple[Effect, EffectOutcome]]) -> None:
-        """Write the case, its verdicts and effect intents, and advance the queue item, together."""
+    async def enqueue(self, message: Message) -> int | None:
+        """Store a message durably; its queue id, or None if it is not queued to be judged (seen before)."""
+        ...
+
+    async def waiting_page(self, now: datetime, exclude: Collection[int], limit: int) -> list[QueueItem]:
+        """The oldest revisions waiting (pending and due, or acting), leaving out `exclude` (held in memory)."""
+        ...
+
+    async def open_queue_items(self) -> list[QueueItem]:
+        """Every revision waiting, at once: for tests and small tools; the pipeline reads pages."""
+        ...
+
+    async def queue_state(self, platform: str, server_id: str, message_id: str) -> str | None:
+        """The state of the message's latest revision."""
+        ...
+
+    async def queue_counts(self) -> dict[str, int]: ...
+
+    async def supersede(self, queue_id: int) -> None:
+        """A newer revision of the message came: this pending one is never judged."""
+        ...
+
+    async def record_decision(self, queue_id: int, case: Case, effects: Sequence[tuple[Effect, EffectOutcome]]) -> bool:
+        """Write the case, its verdicts and effect intents, and advance the queue item, together.
+
+        False (nothing written) when the item was cancelled meanwhile: the author deleted the
+        message or the bot left the server while it was being judged.
+        """
+        ...
+
+    async def message_deleted(
+        self, platform: str, server_id: str, message_id: str, at: datetime, flag_update: Effect | None = None
+    ) -> Deletion:
+        """The author deleted the message: cancel its queued revisions, purge its text, note open cases.
+
+        Later deliveries of the message (a replayed create or edit) are refused.
+        """
+        ...
+
+    async def server_removed(self, platform: str, server_id: str, at: datetime) -> int:
+        """The bot left the server (or the workspace uninstalled it): drop its queued work; returns how much."""
+        ...
+
+    async def queue_backlog(self) -> QueueBacklog:
+        """How many revisions wait (held ones included, or being decided), and the oldest one's intake time.
+
+        Read at every metrics scrape: its cost must follow the backlog, not the history.
+        """
         ...
 
     async def finish_queue_item(self, queue_id: int) -> None: ...
@@ -487,19 +628,33 @@ class ModerationStore(Repositories, Protocol):
         """What the store takes on disk (0 in memory)."""
         ...
 
+    async def forget_clean_reasoning(self, decided_before: datetime, limit: int) -> int:
+        """Clear the model's reasoning and raw output of clean cases decided before the cutoff.
+
+        Violations and cases a person reviewed keep theirs. At most `limit` verdicts a call.
+        """
+        ...
+
+    async def reclaim_space(self, max_pages: int) -> int:
+        """Give free pages back to the file system (after retention); returns how many."""
+        ...
+
     def describe(self) -> Mapping[str, Any]:
         """Where the store keeps its data, for `modbot status`."""
         ...
 
 
 __all__ = [
+    "AWAITING_A_PERSON",
     "ERASED_MEMBER",
+    "KEPT_AS_EVIDENCE",
     "AppealRepository",
     "AuditEntry",
     "AuditRepository",
     "CaseQuery",
     "CaseRepository",
     "DecisionRepository",
+    "Deletion",
     "DigestCounts",
     "Draft",
     "DuplicateAppeal",
@@ -507,6 +662,8 @@ __all__ = [
     "EffectRepository",
     "ErasureCounts",
     "HealthState",
+    "Intake",
+    "IntakeOutcome",
     "JobMemory",
     "LivePolicy",
     "MemberRecords",
@@ -517,7 +674,11 @@ __all__ = [
     "QueueBacklog",
     "QueueItem",
     "Repositories",
+    "RunnerLockHeld",
     "SettingsRepository",
     "Stage",
     "StatisticsRepository",
+    "WorkItem",
+    "WorkKind",
+    "WorkRepository",
 ]

@@ -12,9 +12,9 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from bot.domain import (
     AuthorHistory,
     AuthorNotice,
     Case,
+    CaseNote,
+    CaseNoteKind,
     CaseStatus,
     DecisionAction,
     Effect,
@@ -43,24 +45,32 @@ from bot.domain import (
 )
 from bot.store._group_commit import GroupCommit
 from bot.store._migrations import migrate
+from bot.store._runner_lock import RunnerLock
 from bot.store._settings_rows import settings_from_row
+from bot.store.intake import IntakeOutcome, KnownRevision, place, text_digest
 from bot.store.ports import (
+    AWAITING_A_PERSON,
     ERASED_MEMBER,
+    KEPT_AS_EVIDENCE,
     MAX_JOINED_AUTHORS,
     AuditEntry,
     CaseQuery,
+    Deletion,
     DigestCounts,
     Draft,
     DuplicateAppeal,
     DuplicateDecision,
     ErasureCounts,
     HealthState,
+    Intake,
     LivePolicy,
     MemberRecords,
     PolicyContent,
     QueueBacklog,
     QueueItem,
     Stage,
+    WorkItem,
+    WorkKind,
 )
 
 Clock = Callable[[], datetime]
@@ -73,6 +83,11 @@ __all__ = ["LivePolicy", "QueueItem", "SqliteStore"]
 _VERDICT_COLUMNS = (
     "policy, policy_version, status, violation, policy_category, rule_ids, confidence, rationale, reasoning,"
     " raw_output, model, effort, latency_ms, prompt_tokens, completion_tokens, reused"
+)
+# The verdict columns read with a clean case's reasoning from clean_reasoning while it is kept.
+_VERDICT_WITH_REASONING = ", ".join(
+    f"COALESCE(r.{c}, v.{c})" if c in ("reasoning", "raw_output") else f"v.{c}"
+    for c in (name.strip() for name in _VERDICT_COLUMNS.split(","))
 )
 _DECISION_COLUMNS = "id, case_id, platform, server_id, action, violation, moderator_id, note, at, self_review"
 _POLICY_COLUMNS = (
@@ -119,6 +134,13 @@ def keep_private(path: Path) -> None:
             log.warning(
                 "%s was readable by others (mode %o); now %o, as the bot's data is private", file, mode, PRIVATE_MODE
             )
+
+
+_AUTO_VACUUM_MODES = {0: "none", 1: "full", 2: "incremental"}
+# A bot converts a file made before incremental auto-vacuum at start-up when it is at most
+# this big: VACUUM rewrites the whole file (seconds for this size) and needs as much free
+# disk again. A bigger file waits for `modbot db compact`, run when the operator chooses.
+AUTO_CONVERT_MAX_BYTES = 256 * 1024 * 1024
 
 
 def _at(value: datetime) -> str:
@@ -168,6 +190,7 @@ class _Repositories:
         self.audit = SqliteAudit(db)
         self.jobs = SqliteJobMemory(db)
         self.statistics = SqliteStatistics(db)
+        self.work = SqliteWork(db)
         self.privacy = SqlitePrivacy(db)
 
 
@@ -183,19 +206,43 @@ class SqliteStore(_Repositories):
         self._decisions = GroupCommit(self.raw_transaction, self._write_decisions)
         self._outcomes = GroupCommit(self.raw_transaction, self._write_outcomes)
         self._claims = GroupCommit(self.raw_transaction, self._write_claims)
+        self._runner_lock: RunnerLock | None = None
+        # 'incremental': free pages go back to the file system (reclaim_space); 'none' for a
+        # file made before modbot turned it on, until it is converted (convert_to_incremental_vacuum).
+        self.auto_vacuum = "none"
         # (platform, server, stored JSON) of settings rows whose repair was logged already.
         self.settings_repairs_logged: set[tuple[str, str, str]] = set()
         super().__init__(_Db(self, None))
 
     @classmethod
-    async def open(cls, path: Path | str, now: Clock = utcnow, busy_timeout_ms: int = 10_000) -> SqliteStore:
+    async def open(
+        cls, path: Path | str, now: Clock = utcnow, busy_timeout_ms: int = 10_000, *, runner: str | None = None
+    ) -> SqliteStore:
+        """Open (and migrate) the database; with `runner`, as the one bot process on it.
+
+        The runner lock is taken before anything is migrated, so that a second bot (an
+        upgraded one, say) never changes the schema under a running one. A runner also turns
+        on incremental auto-vacuum in a small file made before it existed (see
+        AUTO_CONVERT_MAX_BYTES); a larger one is left to `modbot db compact`.
+        """
         path = Path(path)
+        lock: RunnerLock | None = None
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
             keep_private(path)
-        conn = await aiosqlite.connect(path, isolation_level=None)
+            if runner is not None:
+                lock = RunnerLock.take(path, runner)
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
         try:
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            # Only takes on a file with no table yet: a new file gives space back after
+            # retention; an older one is converted by convert_to_incremental_vacuum.
+            await conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             await conn.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode survives a process crash (the promise we make); power loss
             # can lose the last transactions. FULL would fsync every commit.
@@ -205,13 +252,51 @@ class SqliteStore(_Repositories):
             # retention or erasure is gone from the disk too, not left in free space.
             await conn.execute("PRAGMA secure_delete = ON")
             await migrate(conn)
+            async with conn.execute("PRAGMA auto_vacuum") as cur:
+                mode = await cur.fetchone()
         except BaseException:
             await conn.close()
+            if lock is not None:
+                lock.release()
             raise
-        return cls(conn, path, now)
+        store = cls(conn, path, now)
+        store._runner_lock = lock
+        store.auto_vacuum = _AUTO_VACUUM_MODES.get(int(mode[0]) if mode else 0, "none")
+        if lock is not None and store.auto_vacuum == "none" and await store.size_bytes() <= AUTO_CONVERT_MAX_BYTES:
+            log.info("turning on incremental auto-vacuum (rewrites the database file once)")
+            await store.convert_to_incremental_vacuum()
+        return store
 
     async def close(self) -> None:
+        # Batches already handed to a group commit are written before the connection goes.
+        for batch in (self._intake, self._decisions, self._outcomes, self._claims):
+            await batch.wait_idle()
         await self._conn.close()
+        if self._runner_lock is not None:
+            self._runner_lock.release()
+            self._runner_lock = None
+
+    async def take_runner_lock(self, who: str) -> None:
+        """Be the one bot process on this database, until close(); RunnerLockHeld if another one is."""
+        if str(self.path) == ":memory:" or self._runner_lock is not None:
+            return
+        self._runner_lock = RunnerLock.take(self.path, who)
+
+    async def convert_to_incremental_vacuum(self) -> bool:
+        """Turn on incremental auto-vacuum in a file made before it was on: VACUUM rewrites the whole file.
+
+        It needs the database to itself for as long as the rewrite takes, and free disk space
+        as large as the file. False if it was on already.
+        """
+        if self.auto_vacuum == "incremental" or str(self.path) == ":memory:":
+            return False
+        async with self._tx_lock:
+            await self._conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            await self._conn.execute("VACUUM")
+            async with self._conn.execute("PRAGMA auto_vacuum") as cur:
+                mode = await cur.fetchone()
+        self.auto_vacuum = _AUTO_VACUUM_MODES.get(int(mode[0]) if mode else 0, "none")
+        return self.auto_vacuum == "incremental"
 
     @property
     def connection(self) -> aiosqlite.Connection:
@@ -240,12 +325,15 @@ class SqliteStore(_Repositories):
             yield _Repositories(_Db(self, conn))
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        # Executed and read to the end in one call on the connection's thread. Executed and
+        # fetched in two, a read left open between them holds a snapshot; a transaction
+        # another task begins on this connection in that gap fails at once with "database
+        # is locked" if another process wrote since (an admin command beside the bot).
+        return list(await self._conn.execute_fetchall(sql, params))
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        async with self._conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     def _ts(self) -> str:
         return self.now().isoformat()
@@ -257,71 +345,234 @@ class SqliteStore(_Repositories):
         return sum(f.stat().st_size for f in files if f.exists())
 
     def describe(self) -> Mapping[str, Any]:
-        return {"kind": "sqlite", "path": str(self.path)}
+        return {"kind": "sqlite", "path": str(self.path), "auto_vacuum": self.auto_vacuum}
 
     # ------------------------------------------------------------ queue
 
-    async def enqueue(self, message: Message) -> int | None:
-        """Store a message durably. Returns its queue id, or None if it was seen before."""
-        return await self._intake.add(message)
+    async def intake(
+        self, message: Message, *, hold_until: datetime | None = None, flag_update: Effect | None = None
+    ) -> Intake:
+        return await self._intake.add((message, hold_until, flag_update))
 
-    async def _write_intake(self, conn: aiosqlite.Connection, messages: Sequence[Message]) -> list[int | None]:
-        # Inside BEGIN IMMEDIATE nobody else writes, so the rows above the old maximum id
-        # are exactly the ones this batch added; a conflicting key adds none.
+    async def enqueue(self, message: Message) -> int | None:
+        """Store a message durably. Returns its queue id, or None if it is not queued to be judged."""
+        taken = await self.intake(message)
+        return taken.queue_id if taken.outcome in (IntakeOutcome.QUEUED, IntakeOutcome.HELD) else None
+
+    async def _write_intake(
+        self, conn: aiosqlite.Connection, items: Sequence[tuple[Message, datetime | None, Effect | None]]
+    ) -> list[Intake]:
+        ts = self._ts()
+        keys = list(dict.fromkeys(m.key for m, _, _ in items))
+        known: dict[tuple[str, str, str], list[KnownRevision]] = {key: [] for key in keys}
+        for start in range(0, len(keys), 300):
+            chunk = keys[start : start + 300]
+            async with conn.execute(
+                "SELECT platform, server_id, message_id, revision, text_digest, revised_at, deleted_at FROM queue"
+                f" WHERE (platform, server_id, message_id) IN (VALUES {','.join(['(?, ?, ?)'] * len(chunk))})",
+                [part for key in chunk for part in key],
+            ) as cur:
+                for r in await cur.fetchall():
+                    known[(r[0], r[1], r[2])].append(
+                        KnownRevision(r[3], r[4], datetime.fromisoformat(r[5]), deleted=r[6] is not None)
+                    )
+        # Placed in order, so that an edit arriving in the same batch as its message follows it.
+        placed: list[tuple[IntakeOutcome, tuple[str, str, str], int | None, Effect | None, str | None]] = []
+        rows: list[tuple[Any, ...]] = []
+        for message, hold_until, flag_update in items:
+            digest = text_digest(message.text)
+            where = place(known[message.key], message, digest)
+            outcome, revision = where.outcome, where.revision
+            body: str | None = None
+            if revision is not None:
+                state, held = "pending", None
+                if outcome is IntakeOutcome.STALE:
+                    state = "superseded"  # recorded so that a replay of it is a repeat; never judged
+                else:
+                    body = message.model_dump_json(exclude_defaults=True)
+                    if revision > 1 and hold_until is not None:
+                        outcome, held = IntakeOutcome.HELD, _at(hold_until)
+                rows.append((*message.key, revision, digest, _at(message.revised_at), state, held, ts, ts))
+                known[message.key].append(KnownRevision(revision, digest, message.revised_at))
+            placed.append((outcome, message.key, revision, flag_update, body))
         async with conn.execute("SELECT COALESCE(MAX(id), 0) FROM queue") as cur:
             row = await cur.fetchone()
         before = int(row[0]) if row else 0
-        ts = self._ts()
         await conn.executemany(
-            "INSERT INTO queue (platform, server_id, message_id, message, state, enqueued_at, updated_at)"
-            " VALUES (?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
-            [(*m.key, m.model_dump_json(), ts, ts) for m in messages],
+            "INSERT INTO queue (platform, server_id, message_id, revision, text_digest, revised_at,"
+            " state, not_before, enqueued_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
         )
-        async with conn.execute("SELECT id, platform, server_id, message_id FROM queue WHERE id > ?", (before,)) as cur:
-            added = {(r[1], r[2], r[3]): int(r[0]) for r in await cur.fetchall()}
-        # The same message twice in one batch: only its first submission is new.
-        return [added.pop(m.key, None) for m in messages]
+        # Inside BEGIN IMMEDIATE nobody else writes: the rows above the old maximum are this batch's.
+        async with conn.execute(
+            "SELECT id, platform, server_id, message_id, revision FROM queue WHERE id > ?", (before,)
+        ) as cur:
+            ids = {(r[1], r[2], r[3], r[4]): int(r[0]) for r in await cur.fetchall()}
+        await conn.executemany(
+            "INSERT INTO queue_messages (queue_id, message) VALUES (?, ?)",
+            [(ids[(*key, revision)], body) for _, key, revision, _, body in placed if body is not None],
+        )
+        results: list[Intake] = []
+        for outcome, key, revision, flag_update, _ in placed:
+            if revision is None:
+                results.append(Intake(outcome))
+                continue
+            noted: tuple[str, ...] = ()
+            if revision > 1 and outcome is not IntakeOutcome.STALE:
+                noted = await _note_cases(conn, key, CaseNoteKind.EDITED, revision, AWAITING_A_PERSON, flag_update, ts)
+            results.append(Intake(outcome, ids[(*key, revision)], revision, noted))
+        return results
+
+    async def waiting_page(self, now: datetime, exclude: Collection[int], limit: int) -> list[QueueItem]:
+        rows = await self.fetchall(
+            "SELECT q.id, m.message, q.state, q.case_id, q.revision, q.enqueued_at,"
+            # A pending revision is superseded once a newer revision of the message was accepted.
+            " q.state = 'pending' AND EXISTS (SELECT 1 FROM queue n WHERE n.platform = q.platform"
+            " AND n.server_id = q.server_id AND n.message_id = q.message_id AND n.id != q.id"
+            " AND n.state != 'superseded' AND (n.revised_at > q.revised_at"
+            " OR (n.revised_at = q.revised_at AND n.revision > q.revision)))"
+            " FROM queue q JOIN queue_messages m ON m.queue_id = q.id"
+            " WHERE q.state IN ('pending', 'acting') AND (q.not_before IS NULL OR q.not_before <= ?)"
+            " AND q.id NOT IN (SELECT value FROM json_each(?)) ORDER BY q.id LIMIT ?",
+            (_at(now), json.dumps(sorted(exclude)), int(limit)),
+        )
+        return [_queue_item(r) for r in rows]
+
+    async def open_queue_items(self) -> list[QueueItem]:
+        return await self.waiting_page(datetime.max.replace(tzinfo=UTC), (), 1 << 62)
 
     async def queue_state(self, platform: str, server_id: str, message_id: str) -> str | None:
         row = await self.fetchone(
-            "SELECT state FROM queue WHERE platform = ? AND server_id = ? AND message_id = ?",
+            "SELECT state FROM queue WHERE platform = ? AND server_id = ? AND message_id = ?"
+            " ORDER BY revised_at DESC, revision DESC LIMIT 1",
             (platform, server_id, message_id),
         )
         return str(row[0]) if row else None
-
-    async def open_queue_items(self) -> list[QueueItem]:
-        rows = await self.fetchall("SELECT id, message, state, case_id FROM queue WHERE state != 'done' ORDER BY id")
-        return [QueueItem(r[0], Message.model_validate_json(r[1]), r[2], r[3]) for r in rows]
 
     async def queue_counts(self) -> dict[str, int]:
         rows = await self.fetchall("SELECT state, COUNT(*) FROM queue GROUP BY state")
         return {r[0]: int(r[1]) for r in rows}
 
+    async def supersede(self, queue_id: int) -> None:
+        async with self.raw_transaction() as conn:
+            await conn.execute(
+                "UPDATE queue SET state = 'superseded', updated_at = ? WHERE id = ? AND state = 'pending'",
+                (self._ts(), queue_id),
+            )
+            await _forget_messages(conn, "queue_id = ?", (queue_id,))
+
+    async def message_deleted(
+        self, platform: str, server_id: str, message_id: str, at: datetime, flag_update: Effect | None = None
+    ) -> Deletion:
+        key = (platform, server_id, message_id)
+        ts = _at(at)
+        async with self.raw_transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE queue SET state = 'cancelled', updated_at = ?"
+                " WHERE platform = ? AND server_id = ? AND message_id = ? AND state = 'pending'",
+                (ts, *key),
+            )
+            cancelled = cur.rowcount
+            await cur.close()
+            await _forget_messages(
+                conn,
+                "queue_id IN (SELECT id FROM queue WHERE platform = ? AND server_id = ? AND message_id = ?"
+                " AND state = 'cancelled')",
+                key,
+            )
+            cur = await conn.execute(
+                "UPDATE queue SET deleted_at = ? WHERE platform = ? AND server_id = ? AND message_id = ?"
+                " AND deleted_at IS NULL",
+                (ts, *key),
+            )
+            marked = cur.rowcount
+            await cur.close()
+            if marked == 0:
+                # Deleted before it was ever delivered (events arrive out of order): a tombstone
+                # refuses the creation event when it comes.
+                await conn.execute(
+                    "INSERT INTO queue (platform, server_id, message_id, revision, text_digest, revised_at,"
+                    " state, deleted_at, enqueued_at, updated_at) VALUES (?, ?, ?, 1, NULL, ?, 'cancelled', ?,"
+                    " ?, ?) ON CONFLICT DO NOTHING",
+                    (*key, ts, ts, ts, ts),
+                )
+            kept = [s.value for s in KEPT_AS_EVIDENCE]
+            cur = await conn.execute(
+                "UPDATE cases SET text = NULL, text_purged_at = ? WHERE platform = ? AND server_id = ?"
+                f" AND message_id = ? AND text IS NOT NULL AND status NOT IN ({','.join('?' * len(kept))})",
+                (ts, *key, *kept),
+            )
+            purged = cur.rowcount
+            await cur.close()
+            noted = await _note_cases(conn, key, CaseNoteKind.DELETED, None, KEPT_AS_EVIDENCE, flag_update, ts)
+        return Deletion(cancelled=cancelled, purged=purged, noted_cases=noted)
+
+    async def server_removed(self, platform: str, server_id: str, at: datetime) -> int:
+        ts = _at(at)
+        async with self.raw_transaction() as conn:
+            await _forget_messages(
+                conn,
+                "queue_id IN (SELECT id FROM queue WHERE platform = ? AND server_id = ?"
+                " AND state IN ('pending', 'acting'))",
+                (platform, server_id),
+            )
+            cur = await conn.execute(
+                "UPDATE queue SET state = 'cancelled', updated_at = ?"
+                " WHERE platform = ? AND server_id = ? AND state IN ('pending', 'acting')",
+                (ts, platform, server_id),
+            )
+            dropped = cur.rowcount
+            await cur.close()
+            # Effects still waiting can no longer be carried out there.
+            await conn.execute(
+                "UPDATE effects SET outcome = 'failed', detail = 'not carried out: the bot left the server',"
+                " updated_at = ? WHERE outcome = 'pending' AND case_id IN (SELECT id FROM cases"
+                " WHERE platform = ? AND server_id = ?)",
+                (ts, platform, server_id),
+            )
+            cur = await conn.execute(
+                "UPDATE work SET state = 'cancelled', payload = '{}', detail = 'the bot left the server',"
+                " updated_at = ? WHERE platform = ? AND server_id = ? AND state = 'pending'",
+                (ts, platform, server_id),
+            )
+            dropped += cur.rowcount
+            await cur.close()
+        return dropped
+
     async def queue_backlog(self) -> QueueBacklog:
-        # Both aggregates come from the open-items index alone (ids are in enqueue order), so
-        # the cost follows the backlog, not the millions of done rows; then one row by key.
-        row = await self.fetchone("SELECT COUNT(*), MIN(id) FROM queue WHERE state != 'done'")
+        # Both aggregates come from the index of waiting rows alone (ids are in enqueue order),
+        # so the cost follows the backlog, not the millions of done rows; then one row by key.
+        row = await self.fetchone("SELECT COUNT(*), MIN(id) FROM queue WHERE state IN ('pending', 'acting')")
         depth, oldest_id = (int(row[0]), row[1]) if row else (0, None)
         if oldest_id is None:
             return QueueBacklog(depth=0, oldest_enqueued_at=None)
         oldest = await self.fetchone("SELECT enqueued_at FROM queue WHERE id = ?", (oldest_id,))
         return QueueBacklog(depth=depth, oldest_enqueued_at=datetime.fromisoformat(oldest[0]) if oldest else None)
 
-    async def record_decision(self, queue_id: int, case: Case, effects: Sequence[tuple[Effect, EffectOutcome]]) -> None:
+    async def record_decision(self, queue_id: int, case: Case, effects: Sequence[tuple[Effect, EffectOutcome]]) -> bool:
         """Write the case, its verdicts and effect intents, and advance the queue item.
 
         With no effect left to execute the queue item is done in this same transaction.
         """
-        await self._decisions.add((queue_id, case, tuple(effects)))
+        return await self._decisions.add((queue_id, case, tuple(effects)))
 
     async def _write_decisions(
         self, conn: aiosqlite.Connection, items: Sequence[tuple[int, Case, tuple[tuple[Effect, EffectOutcome], ...]]]
-    ) -> list[None]:
+    ) -> list[bool]:
         ts = self._ts()
+        ids = [queue_id for queue_id, _, _ in items]
+        async with conn.execute(
+            "SELECT id FROM queue WHERE id IN (SELECT value FROM json_each(?)) AND state = 'pending'",
+            (json.dumps(ids),),
+        ) as cur:
+            open_ids = {int(r[0]) for r in await cur.fetchall()}
+        # Cancelled while it was judged (deleted by its author, the bot left the server):
+        # the judgement is dropped with it.
+        live = [item for item in items if item[0] in open_ids]
         await conn.executemany(
             "INSERT INTO cases (id, platform, server_id, channel_id, message_id, author_id, text, message,"
-            " status, violation, skipped_reason, mode, created_at, judging_notes, joined_case_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " status, violation, skipped_reason, mode, created_at, judging_notes, joined_case_id, revision)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     case.id,
@@ -331,7 +582,8 @@ class SqliteStore(_Repositories):
                     case.message.message_id,
                     case.message.author.id,
                     case.message.text,
-                    case.message.model_copy(update={"text": ""}).model_dump_json(),
+                    # Fields at their defaults are left out: a case row is the bulk of what stays.
+                    case.message.model_copy(update={"text": ""}).model_dump_json(exclude_defaults=True),
                     case.status.value,
                     int(case.violation),
                     case.skipped_reason,
@@ -339,14 +591,21 @@ class SqliteStore(_Repositories):
                     case.created_at.isoformat(),
                     case.judging_notes,
                     case.joined_case_id,
+                    case.revision,
                 )
-                for _, case, _ in items
+                for _, case, _ in live
             ],
         )
-        await _insert_verdicts(conn, [(case.id, v) for _, case, _ in items for v in case.verdicts], None, ts)
+        await _insert_verdicts(
+            conn,
+            [(case.id, v) for _, case, _ in live for v in case.verdicts],
+            None,
+            ts,
+            reasoning_aside={case.id for _, case, _ in live if case.status is CaseStatus.CLEAN},
+        )
         effect_rows = [
             (case.id, seq, effect.kind.value, effect.model_dump_json(), outcome.value, ts)
-            for _, case, effects in items
+            for _, case, effects in live
             for seq, (effect, outcome) in enumerate(effects, start=1)
         ]
         if effect_rows:
@@ -354,16 +613,17 @@ class SqliteStore(_Repositories):
                 "INSERT INTO effects (case_id, seq, kind, effect, outcome, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
                 effect_rows,
             )
+        acting = {
+            queue_id: any(outcome is EffectOutcome.PENDING for _, outcome in effects) for queue_id, _, effects in live
+        }
         await conn.executemany(
-            "UPDATE queue SET state = ?, case_id = ?, message = CASE WHEN ? THEN message END, updated_at = ?"
-            " WHERE id = ?",
-            [
-                (("acting" if acting else "done"), case.id, int(acting), ts, queue_id)
-                for queue_id, case, effects in items
-                for acting in [any(outcome is EffectOutcome.PENDING for _, outcome in effects)]
-            ],
+            "UPDATE queue SET state = ?, case_id = ?, updated_at = ? WHERE id = ?",
+            [(("acting" if acting[queue_id] else "done"), case.id, ts, queue_id) for queue_id, case, _ in live],
         )
-        return [None] * len(items)
+        # An item acting keeps its message until its effects are done (a restart resumes them).
+        done = [queue_id for queue_id in acting if not acting[queue_id]]
+        await _forget_messages(conn, "queue_id IN (SELECT value FROM json_each(?))", (json.dumps(done),))
+        return [queue_id in open_ids for queue_id in ids]
 
     async def _write_outcomes(
         self, conn: aiosqlite.Connection, items: Sequence[tuple[str, int, EffectOutcome, str, int | None, str | None]]
@@ -384,8 +644,96 @@ class SqliteStore(_Repositories):
     async def finish_queue_item(self, queue_id: int) -> None:
         async with self.raw_transaction() as conn:
             await conn.execute(
-                "UPDATE queue SET state = 'done', message = NULL, updated_at = ? WHERE id = ?", (self._ts(), queue_id)
+                "UPDATE queue SET state = 'done', updated_at = ? WHERE id = ? AND state != 'cancelled'",
+                (self._ts(), queue_id),
             )
+            await _forget_messages(conn, "queue_id = ?", (queue_id,))
+
+    # ------------------------------------------------------------ storage upkeep
+
+    async def forget_clean_reasoning(self, decided_before: datetime, limit: int) -> int:
+        async with self.raw_transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM clean_reasoning WHERE verdict_id IN (SELECT r.verdict_id FROM clean_reasoning r"
+                " JOIN verdicts v ON v.id = r.verdict_id JOIN cases c ON c.id = v.case_id"
+                " WHERE r.created_at < ? AND c.created_at < ? ORDER BY r.created_at LIMIT ?)",
+                (_at(decided_before), _at(decided_before), int(limit)),
+            )
+            cleared = cur.rowcount
+            await cur.close()
+        return int(cleared)
+
+    async def reclaim_space(self, max_pages: int) -> int:
+        if str(self.path) == ":memory:":
+            return 0
+        before = await self.fetchone("PRAGMA freelist_count")
+        # Not in a transaction: the pragma makes its own. With auto_vacuum NONE it does nothing.
+        async with self._tx_lock:
+            # As a script: sqlite3's execute() steps a statement without result columns once,
+            # and this pragma frees one page per step. The script runs it to the end (and no
+            # unfinished statement keeps a write transaction open behind it).
+            await self._conn.executescript(f"PRAGMA incremental_vacuum({int(max_pages)});")
+        after = await self.fetchone("PRAGMA freelist_count")
+        return int(before[0] if before else 0) - int(after[0] if after else 0)
+
+
+async def _forget_messages(conn: aiosqlite.Connection, where: str, params: Sequence[Any]) -> None:
+    """A queued revision's message goes once nothing waits on it (its row stays, without text)."""
+    await conn.execute(f"DELETE FROM queue_messages WHERE {where}", params)
+
+
+async def _note_cases(
+    conn: aiosqlite.Connection,
+    key: tuple[str, str, str],
+    kind: CaseNoteKind,
+    revision: int | None,
+    statuses: Collection[CaseStatus],
+    flag_update: Effect | None,
+    ts: str,
+) -> tuple[str, ...]:
+    """Note an edit or deletion on the message's cases in `statuses`; a flag update for those with a flag post."""
+    wanted = [s.value for s in statuses]
+    async with conn.execute(
+        "SELECT id, status FROM cases WHERE platform = ? AND server_id = ? AND message_id = ?"
+        f" AND status IN ({','.join('?' * len(wanted))}) ORDER BY revision",
+        (*key, *wanted),
+    ) as cur:
+        rows = [(str(r[0]), CaseStatus(r[1])) for r in await cur.fetchall()]
+    if not rows:
+        return ()
+    await conn.executemany(
+        "INSERT INTO case_notes (case_id, kind, revision, at) VALUES (?, ?, ?, ?)",
+        [(case_id, kind.value, revision, ts) for case_id, _ in rows],
+    )
+    if flag_update is not None:
+        for case_id, status in rows:
+            if status not in AWAITING_A_PERSON:
+                continue
+            async with conn.execute(
+                "SELECT COALESCE(MAX(seq), 0), MAX(kind = 'flag' AND reference IS NOT NULL) FROM effects"
+                " WHERE case_id = ?",
+                (case_id,),
+            ) as cur:
+                last = await cur.fetchone()
+            if last is None or not last[1]:
+                continue  # no flag post to update
+            await conn.execute(
+                "INSERT INTO effects (case_id, seq, kind, effect, outcome, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (case_id, int(last[0]) + 1, flag_update.kind.value, flag_update.model_dump_json(), "pending", ts),
+            )
+    return tuple(case_id for case_id, _ in rows)
+
+
+def _queue_item(r: Sequence[Any]) -> QueueItem:
+    return QueueItem(
+        id=int(r[0]),
+        message=Message.model_validate_json(r[1]),
+        state=str(r[2]),
+        case_id=r[3],
+        revision=int(r[4]),
+        enqueued_at=datetime.fromisoformat(r[5]),
+        superseded=bool(r[6]),
+    )
 
 
 async def _redact_copies_of_text(conn: aiosqlite.Connection, case_ids: Sequence[str]) -> None:
@@ -400,6 +748,15 @@ async def _redact_copies_of_text(conn: aiosqlite.Connection, case_ids: Sequence[
         "UPDATE verdicts SET rationale = '', reasoning = '', raw_output = NULL"
         f" WHERE case_id IN ({marks}) AND (rationale != '' OR reasoning != '' OR raw_output IS NOT NULL)",
         case_ids,
+    )
+    # A clean verdict's reasoning, kept aside for a day; and the digest of the text, which
+    # recognises a replayed event but is derived from the words.
+    await conn.execute(
+        f"DELETE FROM clean_reasoning WHERE verdict_id IN (SELECT id FROM verdicts WHERE case_id IN ({marks}))",
+        case_ids,
+    )
+    await conn.execute(
+        f"UPDATE queue SET text_digest = NULL WHERE case_id IN ({marks}) AND text_digest IS NOT NULL", case_ids
     )
     await conn.execute(f"UPDATE appeals SET statement = '' WHERE case_id IN ({marks}) AND statement != ''", case_ids)
     await conn.execute(
@@ -431,12 +788,23 @@ async def _write_outcomes(
     )
     finished = [(ts, queue_id) for _, _, _, _, queue_id, _ in items if queue_id is not None]
     if finished:
-        await conn.executemany("UPDATE queue SET state = 'done', message = NULL, updated_at = ? WHERE id = ?", finished)
+        await conn.executemany(
+            "UPDATE queue SET state = 'done', updated_at = ? WHERE id = ? AND state != 'cancelled'", finished
+        )
+        await conn.executemany("DELETE FROM queue_messages WHERE queue_id = ?", [(q,) for _, q in finished])
 
 
 async def _insert_verdicts(
-    conn: aiosqlite.Connection, verdicts: Iterable[tuple[str, Verdict]], appeal_id: int | None, ts: str
+    conn: aiosqlite.Connection,
+    verdicts: Iterable[tuple[str, Verdict]],
+    appeal_id: int | None,
+    ts: str,
+    reasoning_aside: Collection[str] = (),
 ) -> None:
+    """Write verdicts; the reasoning of those of cases in `reasoning_aside` (clean cases) goes to
+    clean_reasoning, which the upkeep empties after a day."""
+    verdicts = list(verdicts)
+    aside = [(case_id, v) for case_id, v in verdicts if case_id in reasoning_aside]
     rows = [
         (
             case_id,
@@ -449,8 +817,8 @@ async def _insert_verdicts(
             json.dumps(list(v.rule_ids)),
             v.confidence.value,
             v.rationale,
-            v.reasoning,
-            v.raw_output,
+            "" if case_id in reasoning_aside else v.reasoning,
+            None if case_id in reasoning_aside else v.raw_output,
             v.model,
             v.effort.value,
             v.latency_ms,
@@ -463,11 +831,26 @@ async def _insert_verdicts(
     ]
     if not rows:
         return
+    before = 0
+    if aside:
+        async with conn.execute("SELECT COALESCE(MAX(id), 0) FROM verdicts") as cur:
+            row = await cur.fetchone()
+        before = int(row[0]) if row else 0
     await conn.executemany(
         f"INSERT INTO verdicts (case_id, appeal_id, {_VERDICT_COLUMNS}, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
+    if aside:
+        # Inside one write transaction the new rows take the ids after the old maximum, in order.
+        await conn.executemany(
+            "INSERT INTO clean_reasoning (verdict_id, reasoning, raw_output, created_at) VALUES (?, ?, ?, ?)",
+            [
+                (verdict_id, v.reasoning, v.raw_output, ts)
+                for verdict_id, (case_id, v) in enumerate(verdicts, start=before + 1)
+                if case_id in reasoning_aside and (v.reasoning or v.raw_output is not None)
+            ],
+        )
 
 
 def _verdict(v: Sequence[Any]) -> Verdict:
@@ -512,8 +895,12 @@ class SqliteCases:
         return found
 
     async def for_message(self, platform: str, server_id: str, message_id: str) -> Case | None:
+        """The case of the message's latest judged revision."""
         rows = await self._load(
-            "WHERE c.platform = ? AND c.server_id = ? AND c.message_id = ?", (platform, server_id, message_id)
+            "WHERE c.platform = ? AND c.server_id = ? AND c.message_id = ?",
+            (platform, server_id, message_id),
+            order="c.revision DESC",
+            limit=1,
         )
         return rows[0] if rows else None
 
@@ -641,7 +1028,7 @@ class SqliteCases:
     ) -> list[Case]:
         sql = (
             "SELECT c.id, c.text, c.message, c.status, c.skipped_reason, c.mode, c.decided_by, c.decided_at,"
-            f" c.created_at, c.text_purged_at, c.judging_notes, c.joined_case_id FROM cases c {clause}"
+            f" c.created_at, c.text_purged_at, c.judging_notes, c.joined_case_id, c.revision FROM cases c {clause}"
             f" ORDER BY {order}"
         )
         if limit:
@@ -652,8 +1039,9 @@ class SqliteCases:
         ids = [r[0] for r in rows]
         marks = ",".join("?" * len(ids))
         verdict_rows = await self._db.fetchall(
-            f"SELECT case_id, {_VERDICT_COLUMNS} FROM verdicts WHERE appeal_id IS NULL AND case_id IN ({marks})"
-            " ORDER BY id",
+            f"SELECT v.case_id, {_VERDICT_WITH_REASONING} FROM verdicts v"
+            f" LEFT JOIN clean_reasoning r ON r.verdict_id = v.id WHERE v.appeal_id IS NULL AND v.case_id IN ({marks})"
+            " ORDER BY v.id",
             ids,
         )
         effect_rows = await self._db.fetchall(
@@ -661,6 +1049,14 @@ class SqliteCases:
             f" WHERE case_id IN ({marks}) ORDER BY case_id, seq",
             ids,
         )
+        note_rows = await self._db.fetchall(
+            f"SELECT case_id, kind, revision, at FROM case_notes WHERE case_id IN ({marks}) ORDER BY id", ids
+        )
+        notes: dict[str, list[CaseNote]] = {}
+        for n in note_rows:
+            notes.setdefault(n[0], []).append(
+                CaseNote(kind=CaseNoteKind(n[1]), revision=n[2], at=datetime.fromisoformat(n[3]))
+            )
         verdicts: dict[str, list[Verdict]] = {}
         for v in verdict_rows:
             verdicts.setdefault(v[0], []).append(_verdict(v[1:]))
@@ -693,6 +1089,8 @@ class SqliteCases:
                     text_purged_at=_when(r[9]),
                     judging_notes=r[10],
                     joined_case_id=r[11],
+                    revision=int(r[12]),
+                    notes=tuple(notes.get(r[0], ())),
                     verdicts=tuple(verdicts.get(r[0], ())),
                     effects=tuple(effects.get(r[0], ())),
                 )
@@ -1304,6 +1702,76 @@ class SqliteStatistics:
         )
 
 
+# ---------------------------------------------------------------- interactive work
+
+
+class SqliteWork:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def add(
+        self, kind: WorkKind, platform: str, server_id: str, subject: str, payload: Mapping[str, Any], at: datetime
+    ) -> int | None:
+        async with self._db.writing() as conn:
+            cur = await conn.execute(
+                "INSERT INTO work (kind, platform, server_id, subject, payload, state, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
+                (kind.value, platform, server_id, subject, json.dumps(dict(payload)), _at(at), _at(at)),
+            )
+            added = cur.lastrowid if cur.rowcount == 1 else None
+            await cur.close()
+        return added
+
+    async def waiting(self, exclude: Collection[int], limit: int) -> list[WorkItem]:
+        rows = await self._db.fetchall(
+            "SELECT id, kind, platform, server_id, subject, payload, attempts, created_at FROM work"
+            " WHERE state = 'pending' AND id NOT IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?",
+            (json.dumps(sorted(exclude)), int(limit)),
+        )
+        return [
+            WorkItem(
+                id=int(r[0]),
+                kind=WorkKind(r[1]),
+                platform=r[2],
+                server_id=r[3],
+                subject=r[4],
+                payload=json.loads(r[5]),
+                attempts=int(r[6]),
+                created_at=datetime.fromisoformat(r[7]),
+            )
+            for r in rows
+        ]
+
+    async def pending(self, kind: WorkKind, subject: str) -> bool:
+        row = await self._db.fetchone(
+            "SELECT 1 FROM work WHERE kind = ? AND subject = ? AND state = 'pending'", (kind.value, subject)
+        )
+        return row is not None
+
+    async def record_failure(self, work_id: int, detail: str, at: datetime) -> int:
+        async with self._db.writing() as conn:
+            await conn.execute(
+                "UPDATE work SET attempts = attempts + 1, detail = ?, updated_at = ? WHERE id = ?",
+                (detail[:500], _at(at), work_id),
+            )
+            async with conn.execute("SELECT attempts FROM work WHERE id = ?", (work_id,)) as cur:
+                row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def finish(self, work_id: int, state: str, detail: str, at: datetime) -> None:
+        async with self._db.writing() as conn:
+            # The input is not needed any more (a preview's policy text): kept only while pending.
+            await conn.execute(
+                "UPDATE work SET state = ?, detail = ?, payload = '{}', updated_at = ?"
+                " WHERE id = ? AND state = 'pending'",
+                (state, detail[:500], _at(at), work_id),
+            )
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self._db.fetchall("SELECT state, COUNT(*) FROM work GROUP BY state")
+        return {r[0]: int(r[1]) for r in rows}
+
+
 # ---------------------------------------------------------------- data-subject requests
 
 # Effects whose reference is the address of a DM to the author.
@@ -1322,8 +1790,9 @@ class SqlitePrivacy:
     async def member_servers(self, platform: str, user_id: str) -> list[str]:
         rows = await self._db.fetchall(
             "SELECT server_id FROM cases WHERE platform = ? AND author_id = ?"
-            " UNION SELECT server_id FROM queue WHERE state != 'done' AND platform = ? AND message IS NOT NULL"
-            " AND json_extract(message, '$.author.id') = ?"
+            # A waiting revision's message is in queue_messages (gone once decided).
+            " UNION SELECT q.server_id FROM queue q JOIN queue_messages m ON m.queue_id = q.id WHERE q.platform = ?"
+            " AND json_extract(m.message, '$.author.id') = ?"
             " UNION SELECT server_id FROM human_decisions WHERE platform = ? AND moderator_id = ?"
             " UNION SELECT server_id FROM audit_log WHERE platform = ? AND actor = ? ORDER BY 1",
             (platform, user_id) * 4,
@@ -1351,8 +1820,8 @@ class SqlitePrivacy:
             )
             decisions += [_decision(r) for r in rows]
         queued = await self._db.fetchall(
-            "SELECT message FROM queue WHERE state != 'done' AND platform = ? AND server_id = ?"
-            " AND message IS NOT NULL AND case_id IS NULL AND json_extract(message, '$.author.id') = ? ORDER BY id",
+            "SELECT m.message FROM queue q JOIN queue_messages m ON m.queue_id = q.id WHERE q.platform = ?"
+            " AND q.server_id = ? AND q.case_id IS NULL AND json_extract(m.message, '$.author.id') = ? ORDER BY q.id",
             (platform, server_id, user_id),
         )
         return MemberRecords(
@@ -1395,14 +1864,20 @@ class SqlitePrivacy:
                 await cur.close()
             # Messages accepted but not judged yet are judged later as an empty message of nobody;
             # those decided but with effects under way keep only what the effects need.
+            # Only waiting revisions hold a message (queue_messages): no scan of every done row.
             async with conn.execute(
-                f"UPDATE queue SET message = {_ANONYMOUS_MESSAGE} WHERE platform = ? AND server_id = ?"
-                # Only open items hold a message: their partial index spares a scan of every done row.
-                " AND state != 'done' AND message IS NOT NULL AND json_extract(message, '$.author.id') = ?"
-                " RETURNING case_id",
+                f"UPDATE queue_messages SET message = {_ANONYMOUS_MESSAGE} WHERE queue_id IN (SELECT id FROM queue"
+                " WHERE platform = ? AND server_id = ? AND state IN ('pending', 'acting'))"
+                " AND json_extract(message, '$.author.id') = ? RETURNING queue_id",
                 (ERASED_MEMBER, platform, server_id, user_id),
             ) as cur:
-                queued = sum(1 for r in await cur.fetchall() if r[0] is None)
+                anonymised = [int(r[0]) for r in await cur.fetchall()]
+            async with conn.execute(
+                "SELECT COUNT(*) FROM queue WHERE id IN (SELECT value FROM json_each(?)) AND case_id IS NULL",
+                (json.dumps(anonymised),),
+            ) as cur:
+                row = await cur.fetchone()
+            queued = int(row[0]) if row else 0
         return ErasureCounts(cases=len(case_ids), appeals=appeals, decisions=decisions, queued=queued)
 
     async def scrub_free_space(self) -> None:

@@ -1,4 +1,9 @@
-"""Appeals: the author appeals once, the model gives a second opinion at high effort, a moderator decides."""
+"""Appeals: the author appeals once, the model gives a second opinion at high effort, a moderator decides.
+
+Filing returns at once with the appeal recorded: the second opinion (a high-effort model
+call that can outlast any interaction window) is queued work, run by the bot's workers
+ahead of the bulk of messages, and posted to the mod channel when it arrives.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Literal
 
-from bot.classifier import ClassificationRequest
+from bot.classifier import ClassificationRequest, ModelUnavailable
 from bot.domain import (
     Appeal,
     AppealStatus,
@@ -20,16 +25,17 @@ from bot.domain import (
     Effort,
     Mode,
     Policy,
+    Verdict,
     VerdictStatus,
     utcnow,
 )
 from bot.effect_runner import carry_out, policy_briefs, support_only
-from bot.notices import AppealFiled, AppealView
+from bot.notices import AppealFiled, AppealView, SecondOpinion
 from bot.observability.logs import bound_case
 from bot.platforms import PlatformRouter
 from bot.ports import Classifier, EffectSink, ModChannel
 from bot.sanitise import valid_text
-from bot.store.ports import CaseQuery, DuplicateAppeal, DuplicateDecision, ModerationStore
+from bot.store.ports import CaseQuery, DuplicateAppeal, DuplicateDecision, ModerationStore, WorkItem, WorkKind
 from bot.workflow import escalation
 from bot.workflow.actors import Actor, require_moderator, require_same_server, settings_for, settings_or_default
 from bot.workflow.decisions import (
@@ -65,6 +71,7 @@ class Appeals:
         clock: Clock = utcnow,
         *,
         observe: AppealObserver | None = None,
+        on_work: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.classifier = classifier
@@ -72,14 +79,18 @@ class Appeals:
         self.mod_channel = mod_channel
         self.clock = clock
         self.observe = observe
+        # Called once a second opinion is queued: the pipeline's workers look for it at once.
+        self.on_work = on_work
 
     # ------------------------------------------------------------ filing
 
     async def file(self, case_id: str, actor: Actor, statement: str) -> AppealView:
-        """Record the author's appeal, ask the model again at high effort, and tell the moderators.
+        """Record the author's appeal and queue its second opinion; tell the moderators. Returns at once.
 
-        From a surface with no server (a DM button) the case's server is the one; only the
-        author of the message may appeal, wherever they act from.
+        The second opinion runs as queued work (a model outage only delays it) and reaches
+        the mod channel as a SecondOpinion notice. From a surface with no server (a DM
+        button) the case's server is the one; only the author of the message may appeal,
+        wherever they act from.
         """
         # From a DM's modal: lone surrogates or NUL would fail the store, not the member.
         statement = valid_text(statement).strip()
@@ -104,17 +115,70 @@ class Appeals:
                     raise Refused(
                         f"case {case_id} is {case.status.value}: only a flagged or confirmed case can be appealed"
                     )
-                await tx.appeals.add(case_id, actor.id, statement, at)
+                appeal = await tx.appeals.add(case_id, actor.id, statement, at)
                 await tx.cases.set_status(case_id, CaseStatus.APPEALED)
+                # In the same transaction: an appeal is never recorded without its second opinion queued.
+                msg = case.message
+                await tx.work.add(
+                    WorkKind.SECOND_OPINION,
+                    msg.platform,
+                    msg.server_id,
+                    _subject(appeal.id),
+                    {"case_id": case_id},
+                    at,
+                )
         except DuplicateAppeal as exc:  # a concurrent appeal won
             found = await self.store.appeals.for_case(case_id)
             raise _appealed_before(case_id, found.created_at if found else at) from exc
         if self.observe is not None:
             self.observe("filed")
+        if self.on_work is not None:
+            self.on_work()
         with bound_case(case):
-            view = await self._second_opinion(case_id)
-            await self._tell_moderators(case, view)
+            view = await self._view(case_id)
+            await self._tell_moderators(case, AppealFiled(appeal=view))
         return view
+
+    async def complete_second_opinion(self, case_id: str) -> None:
+        """The queued second opinion: ask the model at high effort, store it, post it to the mod channel.
+
+        ModelUnavailable is raised, not kept: the work stays queued until the model answers.
+        Nothing happens when the appeal has its second opinion already (a moderator asked for
+        it) or was decided meanwhile.
+        """
+        view = await self._view(case_id)
+        if view.second_opinion or view.appeal_status is not AppealStatus.PENDING:
+            return
+        case = await load_case(self.store, case_id)
+        with bound_case(case):
+            if view.text is None:
+                error = "the message text is no longer retained"
+                await self._tell_moderators(
+                    case, SecondOpinion(appeal=view.model_copy(update={"second_opinion_error": error}))
+                )
+                return
+            try:
+                verdicts = await self._ask_model(case, view.statement)
+            except ModelUnavailable:
+                raise  # not a failure of this appeal: it waits in the queue for the model
+            except Exception as exc:
+                log.warning("second opinion for case %s failed: %s", case_id, type(exc).__name__)
+                raise
+            async with self.store.transaction() as tx:
+                stored = await tx.appeals.for_case(case_id)
+                if stored is None or stored.second_opinion or stored.status is not AppealStatus.PENDING:
+                    return  # given meanwhile (a moderator asked), or decided: never stored twice
+                await tx.appeals.add_second_opinion(view.appeal_id, case_id, verdicts)
+            await self._tell_moderators(case, SecondOpinion(appeal=await self._view(case_id)))
+
+    async def second_opinion_failed(self, case_id: str, problem: str) -> None:
+        """The queued second opinion failed for good: the moderators learn why, and may ask again."""
+        case = await load_case(self.store, case_id)
+        with bound_case(case):
+            view = await self._view(case_id)
+            await self._tell_moderators(
+                case, SecondOpinion(appeal=view.model_copy(update={"second_opinion_error": problem}))
+            )
 
     async def second_opinion(self, case_id: str, actor: Actor) -> AppealView:
         """Ask the model again if the second opinion is missing (the model was down when the appeal came)."""
@@ -131,19 +195,22 @@ class Appeals:
         case = await load_case(self.store, case_id)
         if view.text is None:
             return view.model_copy(update={"second_opinion_error": "the message text is no longer retained"})
-        policies = await self._policies_judged(case)
         try:
-            verdicts = [
-                await self.classifier.classify(
-                    ClassificationRequest(policy, case.message, Effort.HIGH, (), appeal_statement=view.statement)
-                )
-                for policy in policies
-            ]
+            verdicts = await self._ask_model(case, view.statement)
         except Exception as exc:  # the appeal stands; the second opinion can be asked for again
             log.warning("second opinion for case %s failed: %s", case_id, type(exc).__name__)
             return view.model_copy(update={"second_opinion_error": f"{type(exc).__name__}: {exc}"[:300]})
         await self.store.appeals.add_second_opinion(view.appeal_id, case_id, verdicts)
         return await self._view(case_id)
+
+    async def _ask_model(self, case: Case, statement: str) -> list[Verdict]:
+        policies = await self._policies_judged(case)
+        return [
+            await self.classifier.classify(
+                ClassificationRequest(policy, case.message, Effort.HIGH, (), appeal_statement=statement)
+            )
+            for policy in policies
+        ]
 
     async def _policies_judged(self, case: Case) -> list[Policy]:
         """The policy versions that flagged the case (every one that judged it, if none flagged)."""
@@ -160,12 +227,12 @@ class Appeals:
             found = [lp.policy for lp in await self.store.policies.live(msg.platform, msg.server_id) if lp.enabled]
         return found
 
-    async def _tell_moderators(self, case: Case, view: AppealView) -> None:
+    async def _tell_moderators(self, case: Case, notice: AppealFiled | SecondOpinion) -> None:
         if self.mod_channel is None:
             return
         settings = await settings_or_default(self.store, case.message.platform, case.message.server_id)
         try:
-            await self.mod_channel.post(settings, AppealFiled(appeal=view))
+            await self.mod_channel.post(settings, notice)
         except Exception as exc:  # the appeal is recorded; the reminder job will bring it up again
             log.warning("could not post appeal of case %s to the mod channel: %s", case.id, type(exc).__name__)
 
@@ -216,7 +283,10 @@ class Appeals:
         appeal = await self.store.appeals.for_case(case_id)
         if appeal is None:
             raise NotFound(f"case {case_id} has no appeal")
-        return appeal_view(case, appeal)
+        view = appeal_view(case, appeal)
+        if not view.second_opinion and await self.store.work.pending(WorkKind.SECOND_OPINION, _subject(appeal.id)):
+            view = view.model_copy(update={"second_opinion_queued": True})
+        return view
 
     # ------------------------------------------------------------ deciding
 
@@ -343,6 +413,25 @@ def _reversals(case: Case, now: datetime, actor: Actor) -> tuple[list[Effect], l
     return lifts[:1], notes
 
 
+class SecondOpinions:
+    """The pipeline's handler of queued second opinions (bootstrap registers it)."""
+
+    def __init__(self, appeals: Appeals) -> None:
+        self.appeals = appeals
+
+    async def run(self, item: WorkItem) -> None:
+        await self.appeals.complete_second_opinion(str(item.payload["case_id"]))
+
+    async def give_up(self, item: WorkItem, problem: str) -> None:
+        await self.appeals.second_opinion_failed(
+            str(item.payload["case_id"]), f"{problem}; `appeal second-opinion` asks again"
+        )
+
+
+def _subject(appeal_id: int) -> str:
+    return f"appeal {appeal_id}"
+
+
 def _author_knows(case: Case) -> bool:
     """Whether the author was told of the case (or tried to be) or saw something done to their message."""
     for record in case.effects:
@@ -358,4 +447,4 @@ def _appealed_before(case_id: str, filed_at: datetime) -> Refused:
     return Refused(f"case {case_id} was already appealed at {filed_at:%Y-%m-%d %H:%M} UTC; a case can be appealed once")
 
 
-__all__ = ["MAX_STATEMENT_CHARS", "Appeals", "appeal_view"]
+__all__ = ["MAX_STATEMENT_CHARS", "Appeals", "SecondOpinions", "appeal_view"]

@@ -24,6 +24,8 @@ class StatusReport(Frozen):
     store: Mapping[str, Any]
     store_bytes: int
     queue: Mapping[str, int]
+    # Interactive work (appeal second opinions, previews) by state.
+    work: Mapping[str, int] = {}
     model: HealthState
     platforms: tuple[PlatformStatus, ...]
 
@@ -43,6 +45,14 @@ class StatusReport(Frozen):
             f"queue: {queue}",
             f"model: {model}",
         ]
+        if self.store.get("auto_vacuum") == "none":
+            out.insert(
+                1,
+                "  space freed by retention is not given back to the disk: run `modbot db compact`"
+                " while the bot is stopped (once)",
+            )
+        if self.work:
+            out.append("interactive work: " + ", ".join(f"{n} {state}" for state, n in sorted(self.work.items())))
         for p in self.platforms:
             out.append(f"platform {p.platform}: {'running' if p.running else 'not running in this process'}")
             out += [f"  limit: {limit}" for limit in p.limits]
@@ -77,6 +87,7 @@ class Status:
             store=self.store.describe(),
             store_bytes=await self.store.size_bytes(),
             queue=await self.store.queue_counts(),
+            work=await self.store.work.counts(),
             model=await self.store.jobs.health(),
             platforms=tuple(platforms),
         )

@@ -61,6 +61,13 @@ def appeal_post_of(fake: FakeDiscord, case_id: str) -> dict[str, Any]:
     return post
 
 
+def second_opinion_post_of(fake: FakeDiscord, case_id: str) -> dict[str, Any] | None:
+    """The post a queued second opinion makes when it arrives (None until then)."""
+    title = f"Second opinion on the appeal of case {case_id}"
+    found = [m for m in fake.messages_in(fake.mod_log) if m.get("embeds") and m["embeds"][0].get("title") == title]
+    return found[-1] if found else None
+
+
 def enabled_buttons(message: dict[str, Any]) -> list[str]:
     return [
         c["custom_id"]

@@ -163,11 +163,6 @@ async def test_an_edit_of_a_message_the_bot_never_saw_is_judged_as_an_edit(runni
     assert case.message.edited_at > case.message.sent_at
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the core judges edits as new revisions with the queue rework (issue 8 §3); until then the "
-    "queue's key is the message id and an edit of a judged message is a repeat",
-)
 async def test_an_edit_to_abuse_produces_a_case(running: DiscordWorld) -> None:
     fake = running.fake
     message = await fake.post_message(fake.general, fake.alice, "hello there")

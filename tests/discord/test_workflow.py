@@ -21,6 +21,7 @@ from tests.discord.helpers import (
     enabled_buttons,
     flag_post_of,
     followups,
+    second_opinion_post_of,
     text_of,
 )
 from tests.fakes.discord_fake import EPHEMERAL, FakeDiscord
@@ -155,7 +156,11 @@ async def test_time_out_appeal_from_the_dm_and_overturn_across_restarts(bot_proc
     appeal = appeal_post_of(fake, case.id)
     assert enabled_buttons(appeal) == [f"modbot:uphold:{case.id}", f"modbot:overturn:{case.id}"]
     fields = {f["name"]: f["value"] for f in appeal["embeds"][0]["fields"]}
-    assert fields["Statement"] == "We were joking, he laughed." and "violation" in fields["Second opinion"]
+    assert fields["Statement"] == "We were joking, he laughed." and fields["Second opinion"] == "Not in yet."
+    # The second opinion is queued work: it follows in a post of its own once the model has given it.
+    second = await fake.wait_for_state(lambda: second_opinion_post_of(fake, case.id), timeout=10)
+    fields = {f["name"]: f["value"] for f in second["embeds"][0]["fields"]}
+    assert "violation" in fields["Second opinion"]
 
     await bot_process.restart()
     decided = await answer_of(fake, await fake.click(appeal, f"modbot:overturn:{case.id}", user=fake.mo))

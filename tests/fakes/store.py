@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.domain import (
@@ -22,6 +22,8 @@ from bot.domain import (
     AuthorHistory,
     AuthorNotice,
     Case,
+    CaseNote,
+    CaseNoteKind,
     CaseStatus,
     DecisionAction,
     Effect,
@@ -38,23 +40,31 @@ from bot.domain import (
     VerdictStatus,
     utcnow,
 )
+from bot.store.intake import IntakeOutcome, KnownRevision, place, text_digest
 from bot.store.ports import (
+    AWAITING_A_PERSON,
     ERASED_MEMBER,
+    KEPT_AS_EVIDENCE,
     MAX_JOINED_AUTHORS,
     AuditEntry,
     CaseQuery,
+    Deletion,
     DigestCounts,
     Draft,
     DuplicateAppeal,
     DuplicateDecision,
     ErasureCounts,
     HealthState,
+    Intake,
     LivePolicy,
     MemberRecords,
     PolicyContent,
     QueueBacklog,
     QueueItem,
+    RunnerLockHeld,
     Stage,
+    WorkItem,
+    WorkKind,
 )
 
 Key = tuple[str, str]  # (platform, server id)
@@ -68,13 +78,33 @@ class _QueueRow:
     key: tuple[str, str, str]
     state: str
     case_id: str | None = None
-    enqueued_at: datetime | None = None
+    revision: int = 1
+    digest: str | None = None
+    revised_at: datetime = field(default_factory=utcnow)
+    not_before: datetime | None = None
+    deleted_at: datetime | None = None
+    enqueued_at: datetime = field(default_factory=utcnow)
+
+    def known(self) -> KnownRevision:
+        return KnownRevision(self.revision, self.digest, self.revised_at, deleted=self.deleted_at is not None)
+
+    def newer_than(self, other: _QueueRow) -> bool:
+        return (self.revised_at, self.revision) > (other.revised_at, other.revision)
+
+
+@dataclass
+class _WorkRow:
+    item: WorkItem
+    state: str = "pending"
+    detail: str = ""
 
 
 @dataclass
 class _State:
     queue: dict[int, _QueueRow] = field(default_factory=dict)
-    queue_keys: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    queue_keys: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)  # every revision's row
+    notes: dict[str, list[CaseNote]] = field(default_factory=dict)
+    work: dict[int, _WorkRow] = field(default_factory=dict)
     cases: dict[str, Case] = field(default_factory=dict)  # insertion order is the rowid order
     effects: dict[str, list[EffectRecord]] = field(default_factory=dict)
     appeals: dict[int, Appeal] = field(default_factory=dict)
@@ -127,6 +157,7 @@ class _Repositories:
         self.audit = FakeAudit(db)
         self.jobs = FakeJobMemory(db)
         self.statistics = FakeStatistics(db)
+        self.work = FakeWork(db)
         self.privacy = FakePrivacy(db)
 
 
@@ -138,6 +169,7 @@ class FakeStore(_Repositories):
         self._state = _State()
         self._lock = asyncio.Lock()
         self.closed = False
+        self.runner: str | None = None  # who holds the runner lock
         super().__init__(_Db(self, False))
 
     @asynccontextmanager
@@ -159,55 +191,220 @@ class FakeStore(_Repositories):
     def describe(self) -> Mapping[str, Any]:
         return {"kind": "memory"}
 
+    async def take_runner_lock(self, who: str) -> None:
+        if self.runner is not None:
+            raise RunnerLockHeld(f"another modbot process is already running ({self.runner})")
+        self.runner = who
+
+    async def forget_clean_reasoning(self, decided_before: datetime, limit: int) -> int:
+        async with self._lock:
+            cleared = 0
+            for case_id, case in list(self._state.cases.items()):
+                if case.status is not CaseStatus.CLEAN or case.created_at >= decided_before:
+                    continue
+                kept = [v for v in case.verdicts if v.reasoning or v.raw_output is not None]
+                if kept and cleared < limit:
+                    verdicts = tuple(v.model_copy(update={"reasoning": "", "raw_output": None}) for v in case.verdicts)
+                    self._state.cases[case_id] = case.model_copy(update={"verdicts": verdicts})
+                    cleared += len(kept)
+            return cleared
+
+    async def reclaim_space(self, max_pages: int) -> int:
+        return 0
+
     # ------------------------------------------------------------ intake
 
-    async def enqueue(self, message: Message) -> int | None:
+    async def intake(
+        self, message: Message, *, hold_until: datetime | None = None, flag_update: Effect | None = None
+    ) -> Intake:
         async with self._lock:
-            if message.key in self._state.queue_keys:
-                return None
-            queue_id = self._state.new_id("queue")
-            self._state.queue[queue_id] = _QueueRow(queue_id, message, message.key, "pending", enqueued_at=self.now())
-            self._state.queue_keys[message.key] = queue_id
-            return queue_id
+            state = self._state
+            rows = [state.queue[i] for i in state.queue_keys.get(message.key, [])]
+            digest = text_digest(message.text)
+            where = place([r.known() for r in rows], message, digest)
+            if where.revision is None:
+                return Intake(where.outcome)
+            outcome, row_state, held = where.outcome, "pending", None
+            body: Message | None = message
+            if outcome is IntakeOutcome.STALE:
+                row_state, body = "superseded", None
+            elif where.revision > 1 and hold_until is not None:
+                outcome, held = IntakeOutcome.HELD, hold_until
+            queue_id = state.new_id("queue")
+            state.queue[queue_id] = _QueueRow(
+                queue_id,
+                body,
+                message.key,
+                row_state,
+                revision=where.revision,
+                digest=digest,
+                revised_at=message.revised_at,
+                not_before=held,
+                enqueued_at=self.now(),
+            )
+            state.queue_keys.setdefault(message.key, []).append(queue_id)
+            noted: tuple[str, ...] = ()
+            if where.revision > 1 and outcome is not IntakeOutcome.STALE:
+                noted = self._note(message.key, CaseNoteKind.EDITED, where.revision, AWAITING_A_PERSON, flag_update)
+            return Intake(outcome, queue_id, where.revision, noted)
+
+    def _note(
+        self,
+        key: tuple[str, str, str],
+        kind: CaseNoteKind,
+        revision: int | None,
+        statuses: Collection[CaseStatus],
+        flag_update: Effect | None,
+    ) -> tuple[str, ...]:
+        state, at = self._state, self.now()
+        found = sorted(
+            (c for c in state.cases.values() if c.message.key == key and c.status in statuses), key=lambda c: c.revision
+        )
+        for case in found:
+            state.notes.setdefault(case.id, []).append(CaseNote(kind=kind, revision=revision, at=at))
+            records = state.effects.setdefault(case.id, [])
+            flagged = any(r.effect.kind is EffectKind.FLAG and r.reference is not None for r in records)
+            if flag_update is not None and case.status in AWAITING_A_PERSON and flagged:
+                records.append(
+                    EffectRecord(
+                        id=len(records) + 1,
+                        case_id=case.id,
+                        effect=flag_update,
+                        outcome=EffectOutcome.PENDING,
+                        updated_at=at,
+                    )
+                )
+        return tuple(c.id for c in found)
+
+    async def enqueue(self, message: Message) -> int | None:
+        taken = await self.intake(message)
+        return taken.queue_id if taken.outcome in (IntakeOutcome.QUEUED, IntakeOutcome.HELD) else None
+
+    async def waiting_page(self, now: datetime, exclude: Collection[int], limit: int) -> list[QueueItem]:
+        state = self._state
+        page: list[QueueItem] = []
+        for row in state.queue.values():
+            if len(page) >= limit:
+                break
+            if row.state not in ("pending", "acting") or row.id in exclude or row.message is None:
+                continue
+            if row.not_before is not None and row.not_before > now:
+                continue
+            newer = any(
+                other.newer_than(row) and other.state != "superseded"
+                for other in (state.queue[i] for i in state.queue_keys[row.key])
+            )
+            page.append(
+                QueueItem(
+                    row.id,
+                    row.message,
+                    row.state,
+                    row.case_id,
+                    revision=row.revision,
+                    enqueued_at=row.enqueued_at,
+                    superseded=row.state == "pending" and newer,
+                )
+            )
+        return page
 
     async def open_queue_items(self) -> list[QueueItem]:
-        return [
-            QueueItem(row.id, row.message, row.state, row.case_id)
-            for row in self._state.queue.values()
-            if row.state != "done" and row.message is not None
-        ]
+        return await self.waiting_page(datetime.max.replace(tzinfo=UTC), (), 1 << 62)
 
     async def queue_state(self, platform: str, server_id: str, message_id: str) -> str | None:
-        queue_id = self._state.queue_keys.get((platform, server_id, message_id))
-        return self._state.queue[queue_id].state if queue_id is not None else None
+        rows = [self._state.queue[i] for i in self._state.queue_keys.get((platform, server_id, message_id), [])]
+        return max(rows, key=lambda r: (r.revised_at, r.revision)).state if rows else None
 
     async def queue_counts(self) -> dict[str, int]:
         return dict(Counter(row.state for row in self._state.queue.values()))
 
     async def queue_backlog(self) -> QueueBacklog:
-        waiting = [row for row in self._state.queue.values() if row.state != "done"]
+        waiting = [row for row in self._state.queue.values() if row.state in ("pending", "acting")]
         return QueueBacklog(depth=len(waiting), oldest_enqueued_at=waiting[0].enqueued_at if waiting else None)
 
-    async def record_decision(self, queue_id: int, case: Case, effects: Sequence[tuple[Effect, EffectOutcome]]) -> None:
+    async def supersede(self, queue_id: int) -> None:
         async with self._lock:
+            row = self._state.queue[queue_id]
+            if row.state == "pending":
+                row.state, row.message = "superseded", None
+
+    async def record_decision(self, queue_id: int, case: Case, effects: Sequence[tuple[Effect, EffectOutcome]]) -> bool:
+        async with self._lock:
+            row = self._state.queue[queue_id]
+            if row.state != "pending":
+                return False  # cancelled while it was judged
             if case.id in self._state.cases:
                 raise KeyError(f"case {case.id} exists")
-            self._state.cases[case.id] = case.model_copy(update={"effects": ()})
+            self._state.cases[case.id] = case.model_copy(update={"effects": (), "notes": ()})
             at = self.now()
             self._state.effects[case.id] = [
                 EffectRecord(id=seq, case_id=case.id, effect=e, outcome=o, updated_at=at)
                 for seq, (e, o) in enumerate(effects, start=1)
             ]
-            row = self._state.queue[queue_id]
             acting = any(o is EffectOutcome.PENDING for _, o in effects)
             row.state, row.case_id = ("acting" if acting else "done"), case.id
             if not acting:
                 row.message = None
+            return True
+
+    async def message_deleted(
+        self, platform: str, server_id: str, message_id: str, at: datetime, flag_update: Effect | None = None
+    ) -> Deletion:
+        key = (platform, server_id, message_id)
+        async with self._lock:
+            state = self._state
+            rows = [state.queue[i] for i in state.queue_keys.get(key, [])]
+            cancelled = 0
+            for row in rows:
+                if row.state == "pending":
+                    row.state, row.message = "cancelled", None
+                    cancelled += 1
+                row.deleted_at = row.deleted_at or at
+            if not rows:
+                queue_id = state.new_id("queue")
+                state.queue[queue_id] = _QueueRow(
+                    queue_id, None, key, "cancelled", revised_at=at, deleted_at=at, enqueued_at=at
+                )
+                state.queue_keys[key] = [queue_id]
+            purged = 0
+            for case_id, case in list(state.cases.items()):
+                if case.message.key == key and case.text_purged_at is None and case.status not in KEPT_AS_EVIDENCE:
+                    state.cases[case_id] = case.model_copy(
+                        update={"message": case.message.model_copy(update={"text": ""}), "text_purged_at": at}
+                    )
+                    purged += 1
+            noted = self._note(key, CaseNoteKind.DELETED, None, KEPT_AS_EVIDENCE, flag_update)
+            return Deletion(cancelled=cancelled, purged=purged, noted_cases=noted)
+
+    async def server_removed(self, platform: str, server_id: str, at: datetime) -> int:
+        async with self._lock:
+            dropped = 0
+            for row in self._state.queue.values():
+                if row.key[:2] == (platform, server_id) and row.state in ("pending", "acting"):
+                    row.state, row.message = "cancelled", None
+                    dropped += 1
+            for case_id, records in self._state.effects.items():
+                case = self._state.cases.get(case_id)
+                if case is None or (case.message.platform, case.message.server_id) != (platform, server_id):
+                    continue
+                for i, r in enumerate(records):
+                    if r.outcome is EffectOutcome.PENDING:
+                        records[i] = r.model_copy(
+                            update={
+                                "outcome": EffectOutcome.FAILED,
+                                "detail": "not carried out: the bot left the server",
+                            }
+                        )
+            for work in self._state.work.values():
+                if (work.item.platform, work.item.server_id) == (platform, server_id) and work.state == "pending":
+                    work.state, work.detail = "cancelled", "the bot left the server"
+                    dropped += 1
+            return dropped
 
     async def finish_queue_item(self, queue_id: int) -> None:
         async with self._lock:
             row = self._state.queue[queue_id]
-            row.state, row.message = "done", None
+            if row.state != "cancelled":
+                row.state, row.message = "done", None
 
     async def cases_with_unfinished_effects(self) -> list[str]:
         done_cases = {row.case_id for row in self._state.queue.values() if row.state == "done"}
@@ -220,7 +417,9 @@ class FakeStore(_Repositories):
 
 
 def _with_effects(state: _State, case: Case) -> Case:
-    return case.model_copy(update={"effects": tuple(state.effects.get(case.id, ()))})
+    return case.model_copy(
+        update={"effects": tuple(state.effects.get(case.id, ())), "notes": tuple(state.notes.get(case.id, ()))}
+    )
 
 
 def _flagging(verdict: Verdict) -> bool:
@@ -240,14 +439,8 @@ class FakeCases:
         return [_with_effects(self._db.state, c) for c in self._db.state.cases.values() if c.id in wanted]
 
     async def for_message(self, platform: str, server_id: str, message_id: str) -> Case | None:
-        return next(
-            (
-                _with_effects(self._db.state, c)
-                for c in self._db.state.cases.values()
-                if c.message.key == (platform, server_id, message_id)
-            ),
-            None,
-        )
+        found = [c for c in self._db.state.cases.values() if c.message.key == (platform, server_id, message_id)]
+        return _with_effects(self._db.state, max(found, key=lambda c: c.revision)) if found else None
 
     async def find(self, query: CaseQuery) -> list[Case]:
         found = [
@@ -425,7 +618,8 @@ class FakeEffects:
                     )
             if finish_queue_id is not None:
                 row = state.queue[finish_queue_id]
-                row.state, row.message = "done", None
+                if row.state != "cancelled":
+                    row.state, row.message = "done", None
 
 
 class FakeAppeals:
@@ -707,6 +901,51 @@ class FakeStatistics:
             appeals_filed=filed,
             latencies_ms=latencies,
         )
+
+
+class FakeWork:
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def add(
+        self, kind: WorkKind, platform: str, server_id: str, subject: str, payload: Mapping[str, Any], at: datetime
+    ) -> int | None:
+        async with self._db.writing() as state:
+            if any(
+                w.state == "pending" and (w.item.kind, w.item.subject) == (kind, subject) for w in state.work.values()
+            ):
+                return None
+            work_id = state.new_id("work")
+            state.work[work_id] = _WorkRow(
+                WorkItem(work_id, kind, platform, server_id, subject, dict(payload), attempts=0, created_at=at)
+            )
+            return work_id
+
+    async def waiting(self, exclude: Collection[int], limit: int) -> list[WorkItem]:
+        pending = [w.item for w in self._db.state.work.values() if w.state == "pending" and w.item.id not in exclude]
+        return pending[:limit]
+
+    async def pending(self, kind: WorkKind, subject: str) -> bool:
+        return any(
+            w.state == "pending" and (w.item.kind, w.item.subject) == (kind, subject)
+            for w in self._db.state.work.values()
+        )
+
+    async def record_failure(self, work_id: int, detail: str, at: datetime) -> int:
+        async with self._db.writing() as state:
+            row = state.work[work_id]
+            row.item = replace(row.item, attempts=row.item.attempts + 1)
+            row.detail = detail
+            return row.item.attempts
+
+    async def finish(self, work_id: int, state: str, detail: str, at: datetime) -> None:
+        async with self._db.writing() as current:
+            row = current.work[work_id]
+            if row.state == "pending":
+                row.state, row.detail, row.item = state, detail, replace(row.item, payload={})
+
+    async def counts(self) -> dict[str, int]:
+        return dict(Counter(w.state for w in self._db.state.work.values()))
 
 
 class FakePrivacy:

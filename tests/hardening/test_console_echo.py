@@ -309,8 +309,16 @@ async def test_the_new_appeal_notice_echoes_the_models_rationale_safely(
     assert code == 0, err
     notice = err[err.index("[mod channel g1] new appeal") :].rstrip("\n")
     lines = assert_inert(notice)
-    assert len(lines) == 6 and "second opinion" in lines[5] and "everyone" in lines[5]
+    assert len(lines) == 6 and "second opinion: queued" in lines[5]
     assert_inert(out.rstrip("\n"))
+    # The model's rationale comes with the second opinion (queued work for the running bot);
+    # a moderator at the console asks for it at once, and it is shown inert too.
+    code, out, err = await run_modbot(
+        db, fake_ollama, "appeal", "second-opinion", case.id, "-s", SERVER, "--actor", "mod-1", "--admin"
+    )
+    assert code == 0, err
+    lines = assert_inert(out.rstrip("\n"))
+    assert any("second opinion" in line and "everyone" in line for line in lines)
 
 
 @pytest.mark.slow

@@ -16,7 +16,10 @@ from bot.store.sqlite import SqliteStore
 WORDS = {
     ("cases", "text"),
     ("cases", "message"),  # the Message as JSON, text left out at write; name, roles, attachments erased
-    ("queue", "message"),  # cleared once decided; anonymised at erasure
+    ("queue_messages", "message"),  # a waiting revision's Message; deleted once decided; anonymised at erasure
+    ("queue", "text_digest"),  # a hash of the text (recognises a replayed event): cleared with the text
+    ("clean_reasoning", "reasoning"),  # a clean verdict's reasoning: deleted after a day, at retention, at erasure
+    ("clean_reasoning", "raw_output"),
     ("verdicts", "rationale"),
     ("verdicts", "reasoning"),
     ("verdicts", "raw_output"),
@@ -40,6 +43,10 @@ STAFF = {
     ("policy_drafts", "author"),
     ("policy_drafts", "applied_by"),
     ("server_settings", "settings"),  # admin_user_ids: said in an erasure's result, left to the admin
+    # Interactive work: a second opinion's case id, or a preview's policy text and the moderator
+    # who asked for it; the input is emptied once the work is finished.
+    ("work", "payload"),
+    ("work", "subject"),  # "appeal 12", "preview of harassment by <moderator>"
 }
 # Everything else: ids of our own, platform ids of places and messages, policies, counts, times.
 OTHER = {
@@ -57,6 +64,8 @@ OTHER = {
         # the rule ids the model cited, kept as the verdicts' rule ids are; the flag a raid repeat
         # joined (its authors are the joined cases' author_id, replaced at erasure).
         "judging_notes", "joined_case_id",
+        # Which revision of the message the case judged.
+        "revision",
     )
 } | {
     ("digests_sent", c) for c in ("platform", "server_id", "day", "outcome", "sent_at")
@@ -84,7 +93,21 @@ OTHER = {
 } | {
     ("policy_state", c) for c in ("platform", "server_id", "name", "enabled", "mode")
 } | {
-    ("queue", c) for c in ("id", "platform", "server_id", "message_id", "state", "case_id", "enqueued_at", "updated_at")
+    ("queue", c)
+    for c in (
+        "id", "platform", "server_id", "message_id", "state", "case_id", "enqueued_at", "updated_at",
+        # Revisions: their number and time, a held revision's due time, the author's deletion time.
+        "revision", "revised_at", "not_before", "deleted_at",
+    )
+} | {
+    ("queue_messages", "queue_id"),
+} | {
+    ("case_notes", c) for c in ("id", "case_id", "kind", "revision", "at")  # "edited", "deleted": no text
+} | {
+    ("work", c)
+    for c in ("id", "kind", "platform", "server_id", "state", "attempts", "detail", "created_at", "updated_at")
+} | {
+    ("clean_reasoning", c) for c in ("verdict_id", "created_at")
 } | {
     ("schema_migrations", c) for c in ("version", "name", "applied_at")
 } | {

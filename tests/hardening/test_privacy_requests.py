@@ -55,6 +55,7 @@ async def member_with_history(store: SqliteStore, clock: FakeClock) -> str:
     case = await seed_case(store, text=WORDS, author=MEMBER, verdicts=[said()], effects=[(flag, EffectOutcome.DONE)])
     appeals = Appeals(store, QuotingModel(), {"console": FakeSink()}, FakeModChannel(), clock)  # type: ignore[arg-type]
     await appeals.file(case.id, Actor(id=MEMBER, platform="console", server_id=SERVER), f"'{WORDS}' was a joke")
+    await appeals.complete_second_opinion(case.id)  # the queued second opinion, as the bot's worker runs it
     await appeals.uphold(case.id, MOD, note=f"{MEMBER} said this twice this week")
     await seed_case(store, text="someone else's words", author="member-2")
     waiting = Message(

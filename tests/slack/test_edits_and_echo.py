@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import pytest
 import pytest_asyncio
 
 from adapters.slack.app import SlackAdapter
@@ -77,10 +76,6 @@ async def test_the_bots_own_edits_and_unfurls_are_not_revisions(
     assert [m.text for m in intake.submitted] == ["barrier"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edits as revisions reach the store with the queue engineer's intake; today it keeps the first revision",
-)
 async def test_an_edit_to_abuse_produces_a_case(make_workspace: MakeWorkspace) -> None:
     ws = await make_workspace("http")
     fake = ws.fake

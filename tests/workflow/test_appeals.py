@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.classifier import OllamaClassifier
+from bot.classifier import ModelUnavailable, OllamaClassifier
 from bot.domain import AppealStatus, CaseStatus, Effect, EffectKind, EffectOutcome, Effort
+from bot.notices import SecondOpinion
 from bot.store.sqlite import SqliteStore
 from bot.workflow import (
     AlreadyDecided,
@@ -63,6 +64,16 @@ async def test_the_author_appeals_and_the_model_looks_again_at_high_effort_with_
     fake_ollama.responder = second_opinion_says_safe
 
     view = await appeals.file(case.id, AUTHOR_ACTOR, STATEMENT)
+    # Filing returns at once: the appeal is recorded, its second opinion queued, the model not called.
+    assert fake_ollama.chat_requests() == []
+    assert view.case_status is CaseStatus.APPEALED and view.appeal_status is AppealStatus.PENDING
+    assert view.second_opinion == () and view.second_opinion_queued
+    ((server_id, filed),) = channel.posted
+    assert server_id == SERVER and isinstance(filed, AppealFiled)
+    assert (filed.appeal.text, filed.appeal.statement) == ("he said 'you are an idiot' to me", STATEMENT)
+    assert filed.appeal.original[0].rationale == "Insults a member (HB1.a)."
+
+    await appeals.complete_second_opinion(case.id)  # what the bot's worker runs
 
     (request,) = fake_ollama.chat_requests()
     assert request["think"] == "high"
@@ -71,21 +82,23 @@ async def test_the_author_appeals_and_the_model_looks_again_at_high_effort_with_
     assert payload["content"]["text"] == "he said 'you are an idiot' to me"
     v1 = (await wstore.policies.versions("console", SERVER, "harassment"))[0]
     assert system_of(request) == v1.text
-    assert view.case_status is CaseStatus.APPEALED
-    assert view.appeal_status is AppealStatus.PENDING
-    assert [(v.violation, v.effort, v.rule_ids, v.policy_version) for v in view.second_opinion] == [
-        (False, Effort.HIGH, ("HB0.b",), 1)
-    ]
     # The original verdict is unchanged; the second opinion is kept beside it.
     stored = await wstore.cases.get(case.id)
     assert stored is not None and [v.violation for v in stored.verdicts] == [True]
-    # Moderators are told, with everything they need.
-    ((server_id, notice),) = channel.posted
-    assert server_id == SERVER and isinstance(notice, AppealFiled)
+    # Moderators are told when it arrives, with everything they need.
+    ((_, _), (server_id, notice)) = channel.posted
+    assert server_id == SERVER and isinstance(notice, SecondOpinion)
     shown = notice.appeal
     assert (shown.text, shown.statement) == ("he said 'you are an idiot' to me", STATEMENT)
     assert shown.original[0].rationale == "Insults a member (HB1.a)." and shown.original[0].policy_version == 1
+    assert [(v.violation, v.effort, v.rule_ids, v.policy_version) for v in shown.second_opinion] == [
+        (False, Effort.HIGH, ("HB0.b",), 1)
+    ]
     assert shown.second_opinion[0].rationale == "Quotes abuse to report it (HB0.b)."
+    assert not shown.second_opinion_queued
+    # Run again (a redelivered work item): nothing is asked or stored twice.
+    await appeals.complete_second_opinion(case.id)
+    assert len(fake_ollama.chat_requests()) == 1 and len(channel.posted) == 2
 
 
 async def test_only_the_author_may_appeal(wstore: SqliteStore, appeals: Appeals, fake_ollama: FakeOllama) -> None:
@@ -122,7 +135,7 @@ async def test_a_case_is_appealed_once(wstore: SqliteStore, appeals: Appeals, fa
     with pytest.raises(Refused, match=f"case {case.id} was already appealed at 2025-03-03 12:00 UTC"):
         await appeals.file(case.id, AUTHOR_ACTOR, "another try")
     assert await snapshot(wstore) == before
-    assert len(fake_ollama.chat_requests()) == 1
+    assert await wstore.work.counts() == {"pending": 1}  # one second opinion queued
 
 
 @pytest.mark.parametrize("status", [CaseStatus.CLEAN, CaseStatus.DISMISSED, CaseStatus.SKIPPED])
@@ -154,10 +167,12 @@ async def test_the_appeal_stands_when_the_model_is_down_and_the_opinion_can_be_a
     case = await seed_case(wstore)
     fake_ollama.rec.inject("POST", "/api/chat", lambda: web.Response(status=503, text='{"error": "busy"}'))
     view = await appeals.file(case.id, AUTHOR_ACTOR, STATEMENT)
-    assert view.second_opinion == ()
-    assert "ModelUnavailable" in view.second_opinion_error
-    assert view.case_status is CaseStatus.APPEALED
+    assert view.second_opinion == () and view.case_status is CaseStatus.APPEALED
     assert channel.kinds() == ["appeal_filed"]
+    # The queued work meets the outage: it stays queued (the pipeline waits for the model).
+    with pytest.raises(ModelUnavailable):
+        await appeals.complete_second_opinion(case.id)
+    assert (await appeals.view(case.id, MOD)).second_opinion_queued
     with pytest.raises(NotAuthorised):
         await appeals.second_opinion(case.id, AUTHOR_ACTOR)
     again = await appeals.second_opinion(case.id, MOD)

@@ -250,10 +250,15 @@ async def test_appeal_file_from_the_command_line_asks_the_model_at_high_effort(
         db, fake_ollama, "appeal", "file", case.id, "--actor", AUTHOR, "--statement", "I was quoting it"
     )
     assert code == 0, err
+    # Filed at once; the second opinion is queued for the running bot's workers.
+    assert fake_ollama.chat_requests() == []
+    assert "second opinion: queued" in out and "[mod channel g1] new appeal" in err
+    # A moderator at the console need not wait for the bot: they ask for it now.
+    code, out, err = await run_modbot(db, fake_ollama, "appeal", "second-opinion", case.id, "-s", SERVER, *MOD)
+    assert code == 0, err
     (request,) = fake_ollama.chat_requests()
     assert request["think"] == "high" and content_of(request)["appeal"] == "I was quoting it"
     assert "second opinion: harassment v1 [high]: ok HB0.b (high) A quote (HB0.b)." in out
-    assert "[mod channel g1] new appeal" in err
 
 
 @pytest.mark.slow

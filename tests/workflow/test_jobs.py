@@ -148,6 +148,8 @@ async def test_the_daily_digest(wstore: SqliteStore, clock: FakeClock, sink: Fak
     await reviews.dismiss(b.id, MOD)
     await appeals.file(c.id, AUTHOR_ACTOR, "no")
     await appeals.file(d.id, AUTHOR_ACTOR, "no")
+    for appealed in (c, d):  # the queued second opinions, as the bot's workers run them
+        await appeals.complete_second_opinion(appealed.id)
     await appeals.uphold(c.id, MOD)
     await appeals.overturn(d.id, MOD)
     channel.posted.clear()

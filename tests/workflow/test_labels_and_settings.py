@@ -33,6 +33,7 @@ async def test_every_human_decision_is_exported_as_a_label(
     await reviews.confirm(confirmed.id, MOD, note="insult")
     await reviews.dismiss(dismissed.id, MOD)
     await appeals.file(appealed.id, AUTHOR_ACTOR, "it was a quote")
+    await appeals.complete_second_opinion(appealed.id)  # the queued work, as the bot's workers run it
     await appeals.overturn(appealed.id, MOD, note="quote")
 
     labels = [label async for label in Labels(wstore).export(MOD)]
